@@ -1,0 +1,113 @@
+"""Command line: argument parsing only; every command calls into the modules that do the work.
+
+Each command group has its own `_add_*` function; handlers import their modules lazily so
+that `detector --help` stays fast and an edge box never imports what it does not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from detector import __version__
+from detector.errors import UserError
+
+
+def _add_models(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("models", help="list, fetch and export detection models")
+    msub = p.add_subparsers(dest="models_cmd", metavar="{list,fetch,export}", required=True)
+    msub.add_parser("list", help="show each model of the manifest and where its file resolves")
+    f = msub.add_parser("fetch", help="download a model into the user cache (checked by sha256)")
+    f.add_argument("name", help="model name from `detector models list`")
+    e = msub.add_parser("export", help="turn an Ultralytics .pt checkpoint into ONNX (needs the `export` extra)")
+    e.add_argument("weights", type=Path, help="Ultralytics checkpoint, e.g. yolo11n.pt")
+    e.add_argument("--imgsz", type=int, default=640, help="square input size (default 640)")
+    e.add_argument("--out", type=Path, default=None, help="where to write the .onnx (default: beside the weights)")
+    p.set_defaults(handler=_run_models)
+
+
+def _run_models(args: argparse.Namespace) -> int:
+    from detector import model_commands
+
+    if args.models_cmd == "list":
+        return model_commands.list_models()
+    if args.models_cmd == "fetch":
+        return model_commands.fetch(args.name)
+    return model_commands.export(args.weights, args.imgsz, args.out)
+
+
+def _add_samples(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("samples", help="list and fetch the sample clips of sample_videos/manifest.yaml")
+    ssub = p.add_subparsers(dest="samples_cmd", metavar="{list,fetch}", required=True)
+    ssub.add_parser("list", help="show each sample clip and where it resolves")
+    f = ssub.add_parser("fetch", help="download a sample clip into the user cache")
+    f.add_argument("name")
+    p.set_defaults(handler=_run_samples)
+
+
+def _run_samples(args: argparse.Namespace) -> int:
+    from detector import samples
+
+    if args.samples_cmd == "list":
+        return samples.list_samples()
+    return samples.fetch(args.name)
+
+
+def _add_replay(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "replay",
+        help="run the pipeline on a recorded clip",
+        description="Run detection and tracking on a clip (a path, or a sample name from "
+        "`detector samples list`) and write an annotated video and logs.",
+    )
+    p.add_argument("clip", help="video file (mp4, avi, gif, ...) or sample name")
+    p.add_argument("--config", type=Path, default=None, help="YAML settings (see configs/camera.example.yaml)")
+    p.add_argument("--video", type=Path, default=None, help="write an annotated MP4 here")
+    p.add_argument("--tracks", type=Path, default=None, help="write per-frame tracks as JSON lines here")
+    p.add_argument("--acts", type=Path, default=None, help="write recognised acts as JSON lines here")
+    p.add_argument("--events", type=Path, default=None, help="write signed events as JSON lines here (needs --key)")
+    p.add_argument("--key", type=Path, default=None, help="camera private key for --events")
+    p.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    p.set_defaults(handler=_run_replay)
+
+
+def _run_replay(args: argparse.Namespace) -> int:
+    from detector import replay
+
+    return replay.run(args)
+
+
+# -- command groups added by later work register here ------------------------------------
+GROUPS = [_add_replay, _add_models, _add_samples]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="detector",
+        description="Littering and clean-up act detector for fixed cameras. It detects acts, never people.",
+    )
+    parser.add_argument("--version", action="version", version=f"detector {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add in GROUPS:
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except UserError as e:
+        print(f"detector: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("detector: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,39 @@
+"""YOLOX (Megvii) ONNX export: [1, anchors, 5 + classes], obj and cls already sigmoid."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from detector.detection.base import ObjectDetector
+
+
+def anchor_grid(width: int, height: int, strides: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """(col,row) of every anchor, row-major per stride, and its stride."""
+    cells, steps = [], []
+    for s in strides:
+        gw, gh = width // s, height // s
+        ys, xs = np.mgrid[0:gh, 0:gw]
+        cells.append(np.column_stack([xs.ravel(), ys.ravel()]))
+        steps.append(np.full(gw * gh, s))
+    return np.concatenate(cells).astype(np.float32), np.concatenate(steps).astype(np.float32)[:, None]
+
+
+class YoloxDetector(ObjectDetector):
+    strides = (8, 16, 32)
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._cells, self._steps = anchor_grid(self.input_w, self.input_h, self.strides)
+
+    def decode(self, outputs):
+        pred = outputs[0][0]
+        scores_all = pred[:, 5:] * pred[:, 4:5]
+        class_ids = scores_all.argmax(axis=1)
+        scores = scores_all[np.arange(len(pred)), class_ids]
+        # Decode only anchors that can pass the threshold: most of the 3549 cannot.
+        sel = np.flatnonzero(scores >= min(self.score_threshold, 0.05))
+        p, cells, steps = pred[sel], self._cells[sel], self._steps[sel]
+        centre = (p[:, :2] + cells) * steps
+        size = np.exp(p[:, 2:4]) * steps
+        boxes = np.concatenate([centre - size / 2, centre + size / 2], axis=1)
+        return boxes, scores[sel], class_ids[sel]

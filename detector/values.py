@@ -1,0 +1,63 @@
+"""Small typed values passed between the stages of one camera's pipeline.
+
+Detections and tracks use `supervision.Detections` (xyxy boxes, confidence, class_id,
+tracker_id), the value type the tracking library already speaks; the rest is defined here.
+No value carries anything that identifies a person: track ids stay inside the worker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+ActKind = Literal["littering", "cleanup"]
+Severity = Literal["small", "bag", "bulky"]
+Box = tuple[int, int, int, int]  # x1, y1, x2, y2 in pixels of the source frame
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One decoded frame. `time_s` is video time from the stream's own timestamps."""
+
+    index: int  # index in the decoded stream (before decimation)
+    time_s: float
+    image: np.ndarray  # BGR uint8, HxWx3; never modified after decoding
+
+    @property
+    def size(self) -> tuple[int, int]:
+        h, w = self.image.shape[:2]
+        return w, h
+
+
+@dataclass(frozen=True, slots=True)
+class Act:
+    """A recognised littering or clean-up act, anonymous by construction."""
+
+    kind: ActKind
+    camera: str
+    zone: str
+    object_class: str  # COCO name, or "unknown"
+    box: Box
+    severity: Severity
+    t_release: float  # video time the object left (littering) or was taken (cleanup)
+    t_notify: float  # video time the act was recognised
+    litter_id: int  # per-camera id of the litter location this act refers to
+    frame_index: int = 0
+    snapshot: bytes | None = field(default=None, repr=False, compare=False)  # blurred JPEG
+
+    def to_json(self) -> dict:
+        """JSON-ready dict (no snapshot bytes)."""
+        return {
+            "kind": self.kind,
+            "camera": self.camera,
+            "zone": self.zone,
+            "object_class": self.object_class,
+            "box": list(self.box),
+            "severity": self.severity,
+            "t_release": round(self.t_release, 3),
+            "t_notify": round(self.t_notify, 3),
+            "litter_id": self.litter_id,
+            "frame_index": self.frame_index,
+        }
