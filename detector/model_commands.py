@@ -1,0 +1,89 @@
+"""`detector models list | fetch | export`."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import yaml
+
+from detector.assets import download, locate, sha256_of
+from detector.errors import UserError
+from detector.models import MODEL_DIR_VAR, get_spec, load_manifest
+
+
+def list_models() -> int:
+    print(f"{'name':14} {'family':11} {'input':8} {'licence':12} where")
+    for spec in load_manifest().values():
+        found = locate(spec.asset(), MODEL_DIR_VAR)
+        where = f"{found.path} ({found.how})" if found.path else (f"not found; download: {spec.url}" if spec.url else "not found")
+        size = f"{spec.input_size[0]}x{spec.input_size[1]}"
+        print(f"{spec.name:14} {spec.family:11} {size:8} {spec.licence.split()[0]:12} {where}")
+    return 0
+
+
+def fetch(name: str) -> int:
+    spec = get_spec(name)
+    found = locate(spec.asset(), MODEL_DIR_VAR)
+    if found.how == "cache":
+        print(f"{spec.name}: already in the cache: {found.path}")
+        return 0
+    if found.path is not None:  # copy a local copy into the cache instead of downloading
+        from detector.assets import cache_dir
+
+        target = cache_dir() / "models" / spec.file
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(found.path, target)
+        print(f"{spec.name}: copied {found.path} -> {target}")
+        return 0
+    print(f"{spec.name}: {download(spec.asset(), MODEL_DIR_VAR)}")
+    return 0
+
+
+def manifest_entry(onnx_path: Path, name: str, imgsz: int) -> dict:
+    """The manifest entry of an Ultralytics ONNX export, read from the file itself."""
+    import onnxruntime as ort
+
+    from detector.detection.ultralytics import names_from_metadata
+
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    meta = sess.get_modelmeta().custom_metadata_map
+    names = names_from_metadata(meta)
+    if not names:
+        raise UserError(f"{onnx_path}: no class names in the ONNX metadata; is it an Ultralytics export?")
+    shape = sess.get_inputs()[0].shape
+    h, w = (shape[2], shape[3]) if all(isinstance(v, int) for v in shape[2:4]) else (imgsz, imgsz)
+    return {
+        "name": name,
+        "task": "detect",
+        "optional": True,
+        "file": onnx_path.name,
+        "url": None,
+        "sha256": sha256_of(onnx_path),
+        "size": onnx_path.stat().st_size,
+        "licence": meta.get("license", "see the checkpoint's licence (Ultralytics weights are AGPL-3.0)"),
+        "family": "ultralytics",
+        "input_size": [w, h],
+        "preprocess": {"color": "rgb", "letterbox": "center", "pad_value": 114, "mean": [0, 0, 0], "std": [255, 255, 255]},
+        "score_threshold": 0.3,
+        "nms_iou": 0.45,
+        "classes": names,
+    }
+
+
+def export(weights: Path, imgsz: int, out: Path | None) -> int:
+    if not weights.is_file():
+        raise UserError(f"checkpoint not found: {weights}")
+    try:
+        from ultralytics import YOLO  # optional extra, imported only here (AGPL-3.0)
+    except ImportError:
+        raise UserError("`detector models export` needs the optional extra: pip install -e '.[export]'") from None
+    produced = Path(YOLO(str(weights)).export(format="onnx", imgsz=imgsz, dynamic=False, simplify=True))
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(produced, out)
+        produced = out
+    entry = manifest_entry(produced, weights.stem, imgsz)
+    print(f"# {produced}: add this entry to models/manifest.yaml (set url: to where you publish it)")
+    print(yaml.safe_dump([entry], sort_keys=False, width=100), end="")
+    return 0

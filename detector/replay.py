@@ -1,0 +1,146 @@
+"""`detector replay CLIP`: run one camera's pipeline on a recorded clip and write what it saw.
+
+Outputs are deterministic: the same clip, config (and key) give the same bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+from tqdm import tqdm
+
+from detector.annotate import draw_frame
+from detector.config import Settings, load_settings
+from detector.errors import UserError
+from detector.pipeline import FrameResult, Pipeline
+from detector.samples import resolve_clip
+from detector.sources import FileSource
+from detector.values import Act
+
+
+@dataclass
+class ReplayStats:
+    clip: Path
+    frames_analysed: int
+    video_s: float
+    wall_s: float
+    acts: list[Act]
+
+    @property
+    def realtime_factor(self) -> float:
+        return self.video_s / self.wall_s if self.wall_s > 0 else 0.0
+
+    @property
+    def frames_per_s(self) -> float:
+        return self.frames_analysed / self.wall_s if self.wall_s > 0 else 0.0
+
+
+def tracks_record(result: FrameResult, class_names: list[str]) -> dict:
+    t = result.tracks
+    return {
+        "frame": result.frame.index,
+        "t": round(result.frame.time_s, 3),
+        "tracks": [
+            {"id": int(i), "class": class_names[int(c)], "score": round(float(s), 3), "box": [round(float(v), 1) for v in b]}
+            for b, c, i, s in zip(t.xyxy, t.class_id, t.tracker_id, t.confidence)
+        ],
+    }
+
+
+def iterate(clip: Path, settings: Settings, pipeline: Pipeline | None = None, progress: bool = False) -> Iterator[FrameResult]:
+    """FrameResults of a whole clip; the last one carries the acts pending at the end."""
+    source = FileSource(clip, settings.source.analysis_fps, settings.source.max_seconds)
+    pipeline = pipeline or Pipeline(settings)
+    total = source.duration_estimate_s
+    bar = tqdm(total=round(total, 1) or None, unit="s", desc=clip.name, disable=not progress, leave=False,
+               bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s video [{elapsed}<{remaining}]")
+    last: FrameResult | None = None
+    try:
+        for frame in source:
+            if last is not None:
+                yield last
+            last = pipeline.process(frame)
+            bar.update(max(0.0, min(frame.time_s, total) - bar.n))
+        if last is not None:
+            last.acts.extend(pipeline.finish())
+            yield last
+    finally:
+        bar.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    clip = resolve_clip(args.clip)
+    if args.events and not args.key:
+        raise UserError("--events needs --key (the camera's private key)")
+    progress = sys.stderr.isatty() and not args.no_progress
+    pipeline = Pipeline(settings)
+    acts: list[Act] = []
+    frames = 0
+    video_s = 0.0
+    t0 = time.perf_counter()
+    with ExitStack() as stack:
+        tracks_out = stack.enter_context(_open_text(args.tracks)) if args.tracks else None
+        acts_out = stack.enter_context(_open_text(args.acts)) if args.acts else None
+        writer = None
+        recent: list[tuple[float, Act]] = []
+        for result in iterate(clip, settings, pipeline, progress):
+            frames += 1
+            video_s = result.frame.time_s
+            acts.extend(result.acts)
+            if tracks_out:
+                tracks_out.write(json.dumps(tracks_record(result, pipeline.class_names), separators=(",", ":")) + "\n")
+            if acts_out:
+                for act in result.acts:
+                    acts_out.write(json.dumps(act.to_json(), separators=(",", ":"), sort_keys=True) + "\n")
+            if args.video:
+                recent = [(t, a) for t, a in recent if result.frame.time_s - t < 3.0] + [(result.frame.time_s, a) for a in result.acts]
+                image = draw_frame(
+                    result.frame.image, result.frame.time_s, result.tracks, pipeline.class_names,
+                    zones=pipeline.zones.polygons(), litter=pipeline.litter_overlay() if hasattr(pipeline, "litter_overlay") else [],
+                    acts=[a for _, a in recent], recent_acts=[a for _, a in recent],
+                )
+                if writer is None:
+                    writer = _open_video(args.video, image.shape[1], image.shape[0], settings.source.analysis_fps)
+                    stack.callback(writer.release)
+                writer.write(image)
+    wall = time.perf_counter() - t0
+    if args.events:
+        _write_events(acts, args, settings)
+    stats = ReplayStats(clip, frames, video_s, wall, acts)
+    print(
+        f"{clip.name}: {frames} frames analysed, {video_s:.1f} s of video in {wall:.1f} s "
+        f"({stats.realtime_factor:.1f}x real time, {stats.frames_per_s:.1f} analysed frames/s), {len(acts)} acts"
+    )
+    return 0
+
+
+def _open_text(path: Path):
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return open(path, "w", encoding="utf-8", newline="\n")
+    except OSError as e:
+        raise UserError(f"{path}: cannot write: {e.strerror}") from None
+
+
+def _open_video(path: Path, width: int, height: int, fps: float) -> cv2.VideoWriter:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"{path}: cannot write: {e.strerror}") from None
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    if not writer.isOpened():
+        raise UserError(f"{path}: cannot write video (use a .mp4 file name in a writable directory)")
+    return writer
+
+
+def _write_events(acts: list[Act], args: argparse.Namespace, settings: Settings) -> None:
+    raise UserError("--events is not available yet")

@@ -1,0 +1,53 @@
+"""Thin adapter over ByteTrack from the `trackers` library (no hand-written tracker).
+
+Track ids are short-lived, per camera, and never leave the worker.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import supervision as sv
+from trackers import ByteTrackTracker
+
+from detector.config import TrackerConfig
+
+
+def empty_tracks() -> sv.Detections:
+    empty = sv.Detections.empty()
+    empty.tracker_id = np.empty(0, dtype=int)
+    empty.class_id = np.empty(0, dtype=int)
+    return empty
+
+
+class Tracker:
+    def __init__(self, cfg: TrackerConfig, analysis_fps: float) -> None:
+        self.cfg = cfg
+        self.analysis_fps = analysis_fps
+        self.reset()
+
+    def reset(self) -> None:
+        self._bytetrack = ByteTrackTracker(
+            lost_track_buffer=max(1, round(self.cfg.lost_track_buffer_s * self.analysis_fps)),
+            frame_rate=self.analysis_fps,
+            track_activation_threshold=self.cfg.track_activation_threshold,
+            minimum_consecutive_frames=self.cfg.minimum_consecutive_frames,
+            minimum_iou_threshold=self.cfg.minimum_iou_threshold,
+            high_conf_det_threshold=self.cfg.high_conf_det_threshold,
+        )
+
+    def update(self, detections: sv.Detections, time_s: float) -> sv.Detections:
+        """Detections with `tracker_id` set; unconfirmed detections are dropped.
+
+        Boxes of every class are tracked together, so a class flip between frames does
+        not break a track; the class kept is the detection's own.
+        """
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tracked = self._bytetrack.update(detections, timestamp=time_s)
+        if tracked.tracker_id is None or len(tracked) == 0:
+            return empty_tracks()
+        tracked = tracked[tracked.tracker_id >= 0]
+        order = np.argsort(tracked.tracker_id, kind="stable")  # deterministic output order
+        return tracked[order]
