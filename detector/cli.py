@@ -81,6 +81,83 @@ def _run_replay(args: argparse.Namespace) -> int:
 # -- command groups added by later work register here ------------------------------------
 GROUPS = [_add_replay, _add_models, _add_samples]
 
+# -- issue 4: keys, backend, verify, outbox ------------------------------------------------
+def _add_keys(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("keys", help="camera signing keys (Ed25519)")
+    ksub = p.add_subparsers(dest="keys_cmd", metavar="{generate}", required=True)
+    g = ksub.add_parser("generate", help="write NAME.key (private, mode 0600) and NAME.pub into a directory")
+    g.add_argument("--camera", required=True, help="camera name (the key files are named after it)")
+    g.add_argument("--out", type=Path, required=True, help="directory for the key files")
+    p.set_defaults(handler=_run_keys)
+
+
+def _run_keys(args: argparse.Namespace) -> int:
+    from detector import keys
+
+    key_path, pub_path, kid = keys.generate(args.camera, args.out)
+    print(f"keyid {kid}: private key {key_path}, public key {pub_path}")
+    return 0
+
+
+def _add_backend(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("backend", help="scoring backend: serve the API, revoke keys")
+    bsub = p.add_subparsers(dest="backend_cmd", metavar="{serve,revoke}", required=True)
+    s = bsub.add_parser("serve", help="run the HTTP API (see configs/backend.example.yaml)")
+    s.add_argument("--config", type=Path, required=True, help="backend YAML config")
+    s.add_argument("--host", default=None, help="override listen.host")
+    s.add_argument("--port", type=int, default=None, help="override listen.port")
+    r = bsub.add_parser("revoke", help="revoke a camera key id in the backend's store")
+    r.add_argument("keyid", help="16 hex digits, as printed by `detector keys generate`")
+    r.add_argument("--config", type=Path, required=True, help="backend YAML config")
+    r.add_argument("--reason", default="", help="free text kept with the revocation")
+    p.set_defaults(handler=_run_backend)
+
+
+def _run_backend(args: argparse.Namespace) -> int:
+    from detector.backend import app
+
+    if args.backend_cmd == "serve":
+        return app.serve(args.config, args.host, args.port)
+    return app.revoke(args.config, args.keyid, args.reason)
+
+
+def _add_verify(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("verify", help="check the signatures and hash chain of an events JSON-lines file")
+    p.add_argument("events", type=Path, help="events file written by `detector replay --events`")
+    p.add_argument("--pubkey", required=True, help="camera public key (PEM file or inline base64)")
+    p.set_defaults(handler=_run_verify)
+
+
+def _run_verify(args: argparse.Namespace) -> int:
+    from detector import verify
+
+    return verify.run(args.events, args.pubkey)
+
+
+def _add_outbox(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("outbox", help="edge outbox: deliver pending events, show status")
+    osub = p.add_subparsers(dest="outbox_cmd", metavar="{send,status}", required=True)
+    s = osub.add_parser("send", help="deliver the outbox's pending events to a backend, retrying until acknowledged")
+    s.add_argument("--db", type=Path, required=True, help="outbox SQLite file")
+    s.add_argument("--url", required=True, help="backend base URL, e.g. http://127.0.0.1:8080")
+    s.add_argument("--batch", type=int, default=100, help="events per request (default 100)")
+    s.add_argument("--once", action="store_true", help="exit when nothing is pending")
+    st = osub.add_parser("status", help="count kept and pending events")
+    st.add_argument("--db", type=Path, required=True)
+    p.set_defaults(handler=_run_outbox)
+
+
+def _run_outbox(args: argparse.Namespace) -> int:
+    from detector import outbox
+
+    if args.outbox_cmd == "send":
+        return outbox.send_command(args.db, args.url, args.batch, args.once)
+    return outbox.status_command(args.db)
+
+
+GROUPS += [_add_keys, _add_backend, _add_verify, _add_outbox]
+# -- end issue 4 -----------------------------------------------------------------------------
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(

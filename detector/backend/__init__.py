@@ -1,0 +1,1 @@
+"""Scoring backend: event intake, append-only zone ledger, grades, API (see app.create_app)."""

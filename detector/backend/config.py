@@ -1,0 +1,109 @@
+"""Backend settings (YAML, strict). Relative paths resolve against the config file's directory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from pydantic import Field, field_validator, model_validator
+
+from detector import keys as keys_mod
+from detector.config import Section, load_config
+from detector.errors import UserError
+from detector.events import SOURCE_RE, PointsConfig
+
+
+class ListenConfig(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+
+
+class GradesConfig(Section):
+    A: int = 900
+    B: int = 700
+    C: int = 500
+
+    @model_validator(mode="after")
+    def _ordered(self) -> GradesConfig:
+        if not self.A > self.B > self.C:
+            raise ValueError("grade thresholds must satisfy A > B > C")
+        return self
+
+    def grade(self, score: int) -> str:
+        if score >= self.A:
+            return "A"
+        if score >= self.B:
+            return "B"
+        if score >= self.C:
+            return "C"
+        return "D"
+
+
+class ScoringConfig(Section):
+    ceiling: int = Field(1000, ge=1, le=1_000_000_000)
+    grades: GradesConfig = GradesConfig()
+    points: PointsConfig = PointsConfig()
+
+
+class BackendConfig(Section):
+    listen: ListenConfig = ListenConfig()
+    db: Path = Field(Path("ledger.sqlite3"), description="SQLite file; relative to the config file")
+    # source ("/sites/<site>/cameras/<camera>") -> public key(s): PEM file path or inline base64
+    keys: dict[str, str | list[str]] = Field(default_factory=dict)
+    revoked: list[str] = Field(default_factory=list, description="revoked key ids")
+    scoring: ScoringConfig = ScoringConfig()
+    max_body_bytes: int = Field(1 << 20, ge=1024, le=64 << 20)
+    max_batch: int = Field(1000, ge=1, le=100_000)
+    recent_entries: int = Field(50, ge=1, le=10_000)
+
+    @field_validator("keys")
+    @classmethod
+    def _sources(cls, keys: dict[str, str | list[str]]) -> dict[str, str | list[str]]:
+        for source in keys:
+            if not SOURCE_RE.match(source):
+                raise ValueError(f"{source!r} is not a source like /sites/<site>/cameras/<camera>")
+        return keys
+
+    @field_validator("revoked")
+    @classmethod
+    def _keyids(cls, revoked: list[str]) -> list[str]:
+        for k in revoked:
+            if len(k) != 16 or any(c not in "0123456789abcdef" for c in k):
+                raise ValueError(f"{k!r} is not a key id (16 lowercase hex digits)")
+        return revoked
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A loaded configuration: paths resolved, public keys parsed."""
+
+    config: BackendConfig
+    db_path: Path
+    keys: dict[str, dict[str, Ed25519PublicKey]]  # source -> keyid -> key
+    origin: str = "(defaults)"
+
+
+def resolve(config: BackendConfig, base_dir: Path, origin: str) -> Backend:
+    db = (config.db if config.db.is_absolute() else base_dir / config.db).resolve()
+    keys: dict[str, dict[str, Ed25519PublicKey]] = {}
+    for source, specs in config.keys.items():
+        specs = [specs] if isinstance(specs, str) else specs
+        keys[source] = {}
+        for i, spec in enumerate(specs):
+            key = keys_mod.load_public_key(spec, base_dir, origin=f"{origin}: keys.{source}")
+            keys[source][keys_mod.keyid(key)] = key
+    return Backend(config, db, keys, origin)
+
+
+def load_backend_config(path: Path | None) -> Backend:
+    config = load_config(BackendConfig, path)
+    if path is None:
+        return resolve(config, Path.cwd(), "(defaults)")
+    return resolve(config, Path(path).resolve().parent, str(path))
+
+
+def require_config(path: Path) -> Backend:
+    if path is None:
+        raise UserError("--config is required")
+    return load_backend_config(path)

@@ -1,0 +1,366 @@
+"""Event envelope: CloudEvents 1.0 JSON, RFC 8785 canonical bytes, Ed25519 signature, hash chain.
+
+See docs/EVENTS.md for the wire format. This module is pure (no I/O except `write_jsonl`,
+`read_jsonl` and `sign_acts` reading the key): the signer turns an `Act` plus the source's
+chain state into a signed event and the next chain state; the outbox persists that state,
+the audit writer keeps it in memory.
+
+Two modes:
+- live (`clip_start=None`): `time` is the wall clock, the UUIDv7 random bits are random;
+- audit (`clip_start` given): `time` = clip_start + the act's t_notify and the UUIDv7 random
+  bits come from sha256(source, seq), so the same acts and key give byte-identical events
+  (Ed25519 signatures are deterministic).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import re
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import rfc8785
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from detector import keys as keys_mod
+from detector.config import Section
+from detector.errors import UserError
+from detector.values import Act
+
+SPECVERSION = "1.0"
+TYPE_PREFIX = "org.cleanledger"
+TYPES = {"littering": f"{TYPE_PREFIX}.littering.v1", "cleanup": f"{TYPE_PREFIX}.cleanup.v1"}
+DATACONTENTTYPE = "application/json"
+GENESIS_PREVHASH = "0" * 64  # prevhash of the first event (seq 1) of every source
+SIG_ATTR = "sig"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_INT = 2**53 - 1  # I-JSON / RFC 8785 safe integer range
+_LITTER_MEMORY = 10_000  # littering debits remembered for clean-up (oldest forgotten first)
+
+
+class PointsConfig(Section):
+    """Points per severity: littering subtracts them, clean-up of that litter gives them back."""
+
+    small: int = Field(10, ge=0, le=1_000_000)
+    bag: int = Field(30, ge=0, le=1_000_000)
+    bulky: int = Field(100, ge=0, le=1_000_000)
+
+    def of(self, severity: str) -> int:
+        return int(getattr(self, severity))
+
+
+class EventError(Exception):
+    """An event that must be refused: `reason` is a short machine code, the message a detail."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(detail or reason)
+        self.reason = reason
+        self.detail = detail or reason
+
+
+# -- schema (used by the backend and `detector verify`; strict: no coercion) ---------------
+
+_HEX64 = r"^[0-9a-f]{64}$"
+_NAME = r"[A-Za-z0-9_.-]{1,64}"
+SOURCE_RE = re.compile(rf"^/sites/({_NAME})/cameras/({_NAME})$")
+_TIME_RE = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$"
+_UUID7_RE = r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class EventData(_Strict):
+    act: Literal["littering", "cleanup"]
+    object_class: str = Field(pattern=r"^[A-Za-z0-9 _.-]{1,64}$")
+    box: list[int] = Field(min_length=4, max_length=4)
+    severity: Literal["small", "bag", "bulky"]
+    t_release_ms: int = Field(ge=0, le=MAX_INT)
+    t_notify_ms: int = Field(ge=0, le=MAX_INT)
+    frame_index: int = Field(ge=0, le=MAX_INT)
+    litter: int = Field(ge=0, le=MAX_INT)
+    points: int = Field(ge=-1_000_000, le=1_000_000)
+    evidence_sha256: str = Field(None, pattern=_HEX64)  # absent when there is no snapshot
+
+    @model_validator(mode="after")
+    def _check(self) -> EventData:
+        if any(not (0 <= v <= 1_000_000) for v in self.box):
+            raise ValueError("box values must be integers in 0..1000000")
+        if self.act == "littering" and self.points > 0:
+            raise ValueError("littering points must be <= 0")
+        if self.act == "cleanup" and self.points < 0:
+            raise ValueError("cleanup points must be >= 0")
+        return self
+
+
+class Envelope(_Strict):
+    specversion: Literal["1.0"]
+    id: str = Field(pattern=_UUID7_RE)
+    source: str = Field(pattern=SOURCE_RE.pattern)
+    type: Literal["org.cleanledger.littering.v1", "org.cleanledger.cleanup.v1"]
+    subject: str = Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    time: str = Field(pattern=_TIME_RE)
+    datacontenttype: Literal["application/json"]
+    seq: int = Field(ge=1, le=MAX_INT)
+    prevhash: str = Field(pattern=_HEX64)
+    keyid: str = Field(pattern=r"^[0-9a-f]{16}$")
+    sig: str = Field(pattern=r"^[A-Za-z0-9_-]{86}$")  # 64 bytes, base64url without padding
+    data: EventData
+
+    @model_validator(mode="after")
+    def _check(self) -> Envelope:
+        if TYPES[self.data.act] != self.type:
+            raise ValueError("type does not match data.act")
+        try:
+            datetime.fromisoformat(self.time.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError("time is not a valid RFC 3339 timestamp") from None
+        return self
+
+
+def check_envelope(event: Any) -> Envelope:
+    """Validate the structure of one decoded event; raises EventError('schema', detail)."""
+    if not isinstance(event, dict):
+        raise EventError("schema", f"an event must be a JSON object, got {type(event).__name__}")
+    try:
+        return Envelope.model_validate(event)
+    except ValidationError as e:
+        first = e.errors()[0]
+        key = ".".join(str(p) for p in first["loc"]) or "(event)"
+        msg = "unknown attribute" if first["type"] == "extra_forbidden" else first["msg"]
+        raise EventError("schema", f"{key}: {msg}") from None
+
+
+# -- canonical bytes, hashes, signatures ----------------------------------------------------
+
+
+def canonical(obj: Any) -> bytes:
+    """RFC 8785 (JCS) canonical JSON bytes."""
+    return rfc8785.dumps(obj)
+
+
+def event_hash(event: dict) -> str:
+    """sha256 hex of the canonical bytes of a whole event, signature included (the next prevhash)."""
+    return hashlib.sha256(canonical(event)).hexdigest()
+
+
+def signing_bytes(event: dict) -> bytes:
+    return canonical({k: v for k, v in event.items() if k != SIG_ATTR})
+
+
+def _b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def check_signature(event: dict, public_key: Ed25519PublicKey) -> None:
+    """Raise EventError('bad_signature') unless `sig` is a valid signature by public_key."""
+    sig = event.get(SIG_ATTR)
+    try:
+        raw = base64.urlsafe_b64decode(str(sig) + "=" * (-len(str(sig)) % 4))
+        public_key.verify(raw, signing_bytes(event))
+    except (InvalidSignature, ValueError, TypeError):
+        raise EventError("bad_signature", "signature does not verify with the key of this source") from None
+    except (rfc8785.CanonicalizationError, UnicodeError, OverflowError) as e:  # pragma: no cover - schema first
+        raise EventError("schema", f"cannot canonicalize: {e}") from None
+
+
+# -- ids and times ---------------------------------------------------------------------------
+
+
+def uuid7(unix_ms: int, rand: bytes) -> str:
+    """A UUIDv7 (RFC 9562 section 5.7) from a millisecond timestamp and >= 10 random bytes.
+
+    Hand-written: Python 3.11's `uuid` has no uuid7 (3.14 adds one) and audit mode must
+    choose the random bits itself, which the uuid7 packages do not allow; the layout is a
+    few shifts.
+    """
+    r = int.from_bytes(rand[:10], "big")  # 80 bits: 12 for rand_a, 62 for rand_b
+    value = ((unix_ms & (2**48 - 1)) << 80) | (0x7 << 76) | ((r >> 68) << 64) | (0b10 << 62) | (r & (2**62 - 1))
+    return str(uuid.UUID(int=value))
+
+
+def rfc3339(dt: datetime) -> str:
+    return dt.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _ms(seconds: float) -> int:
+    return max(0, int(round(seconds * 1000)))
+
+
+def make_source(site: str, camera: str) -> str:
+    source = f"/sites/{site}/cameras/{camera}"
+    if not SOURCE_RE.match(source):
+        raise UserError(f"site {site!r} / camera {camera!r}: use 1-64 of A-Z a-z 0-9 _ . -")
+    return source
+
+
+# -- signer ----------------------------------------------------------------------------------
+
+
+@dataclass
+class ChainState:
+    """What a source must remember between events: last seq, its hash, open littering debits."""
+
+    seq: int = 0  # last seq used; the next event gets seq + 1
+    prevhash: str = GENESIS_PREVHASH
+    litter_points: dict[int, int] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps({"seq": self.seq, "prevhash": self.prevhash, "litter": [[k, v] for k, v in self.litter_points.items()]})
+
+    @classmethod
+    def from_json(cls, text: str) -> ChainState:
+        d = json.loads(text)
+        return cls(d["seq"], d["prevhash"], {int(k): int(v) for k, v in d["litter"]})
+
+
+class EventSigner:
+    """Turns acts into signed events for one source (site + camera)."""
+
+    def __init__(
+        self,
+        private_key: Ed25519PrivateKey,
+        site: str,
+        camera: str,
+        points: PointsConfig | None = None,
+        clip_start: datetime | None = None,
+    ):
+        self.key = private_key
+        self.source = make_source(site, camera)
+        self.keyid = keys_mod.keyid(private_key)
+        self.points = points or PointsConfig()
+        if clip_start is not None and clip_start.tzinfo is None:
+            clip_start = clip_start.replace(tzinfo=UTC)
+        self.clip_start = clip_start
+
+    def _points(self, act: Act, litter: dict[int, int]) -> int:
+        if act.kind == "littering":
+            p = self.points.of(act.severity)
+            litter.pop(act.litter_id, None)
+            litter[act.litter_id] = p
+            while len(litter) > _LITTER_MEMORY:
+                litter.pop(next(iter(litter)))
+            return -p
+        # clean-up gives back what the littering of this litter cost; pre-existing litter
+        # (no littering act seen) gives the severity's points
+        return litter.pop(act.litter_id, self.points.of(act.severity))
+
+    def sign(self, act: Act, state: ChainState) -> tuple[dict, ChainState]:
+        """The signed event for `act` and the chain state after it (state is not modified)."""
+        seq = state.seq + 1
+        litter = dict(state.litter_points)
+        points = self._points(act, litter)
+        if self.clip_start is None:
+            when = datetime.now(UTC)
+            rand = os.urandom(10)
+        else:
+            when = self.clip_start + timedelta(milliseconds=_ms(act.t_notify))
+            rand = hashlib.sha256(f"{self.source}\n{seq}".encode()).digest()
+        when_ms = int(when.timestamp() * 1000) if self.clip_start is None else (
+            (when - EPOCH) // timedelta(milliseconds=1)
+        )
+        data: dict[str, Any] = {
+            "act": act.kind,
+            "object_class": act.object_class,
+            "box": [int(v) for v in act.box],
+            "severity": act.severity,
+            "t_release_ms": _ms(act.t_release),
+            "t_notify_ms": _ms(act.t_notify),
+            "frame_index": int(act.frame_index),
+            "litter": int(act.litter_id),
+            "points": points,
+        }
+        if act.snapshot:
+            data["evidence_sha256"] = hashlib.sha256(act.snapshot).hexdigest()
+        event: dict[str, Any] = {
+            "specversion": SPECVERSION,
+            "id": uuid7(when_ms, rand),
+            "source": self.source,
+            "type": TYPES[act.kind],
+            "subject": act.zone,
+            "time": rfc3339(when),
+            "datacontenttype": DATACONTENTTYPE,
+            "seq": seq,
+            "prevhash": state.prevhash,
+            "keyid": self.keyid,
+            "data": data,
+        }
+        event[SIG_ATTR] = _b64url(self.key.sign(canonical(event)))
+        return event, ChainState(seq, event_hash(event), litter)
+
+
+def sign_acts(
+    acts: Iterable[Act],
+    key_path: Path,
+    site: str,
+    camera: str,
+    *,
+    clip_start: datetime = EPOCH,
+    points: PointsConfig | None = None,
+    state: ChainState | None = None,
+) -> Iterator[dict]:
+    """Audit mode: signed events for `acts`, byte-identical for the same inputs and key.
+
+    `time` = clip_start + act.t_notify; the chain starts at seq 1 (or after `state`).
+    """
+    signer = EventSigner(keys_mod.load_private_key(key_path), site, camera, points, clip_start)
+    st = state or ChainState()
+    for act in acts:
+        event, st = signer.sign(act, st)
+        yield event
+
+
+def write_jsonl(events: Iterable[dict], path: Path) -> int:
+    """Write events as canonical JSON, one per line; returns how many were written."""
+    n = 0
+    try:
+        with open(path, "wb") as f:
+            for event in events:
+                f.write(canonical(event) + b"\n")
+                n += 1
+    except OSError as e:
+        raise UserError(f"{path}: cannot write events: {e.strerror}") from None
+    return n
+
+
+def read_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
+    """(line number, decoded JSON or the EventError for that line) for each non-empty line."""
+    with open(path, "rb") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                yield lineno, loads_strict(line)
+            except EventError as e:
+                yield lineno, e
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict:
+    d = dict(pairs)
+    if len(d) != len(pairs):
+        raise EventError("malformed", "duplicate keys in a JSON object")
+    return d
+
+
+def _no_constants(name: str) -> Any:
+    raise EventError("malformed", f"{name} is not JSON")
+
+
+def loads_strict(raw: bytes | str) -> Any:
+    """json.loads that refuses duplicate keys and NaN/Infinity (they make signatures ambiguous)."""
+    try:
+        return json.loads(raw, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constants)
+    except EventError:
+        raise
+    except (ValueError, RecursionError) as e:
+        raise EventError("malformed", f"invalid JSON: {str(e)[:200]}") from None
