@@ -209,12 +209,14 @@ class Sender:
         self._stop.set()
 
 
-def send_command(db: Path, url: str, batch_size: int, once: bool) -> int:
+def send_command(db: Path, url: str, batch_size: int = 100, once: bool = False, max_backoff_s: float = 30.0) -> int:
     """`detector outbox send`: drain an outbox into a backend (runs until interrupted)."""
     from detector.sinks.http import HttpSink
 
+    if batch_size < 1 or max_backoff_s <= 0:
+        raise UserError("--batch must be >= 1 and --max-backoff > 0")
     outbox = Outbox(db)
-    sender = Sender(outbox, HttpSink(url), batch_size=batch_size)
+    sender = Sender(outbox, HttpSink(url), batch_size=batch_size, backoff_max_s=max_backoff_s)
     try:
         n = sender.run(until_empty=once)
     finally:
