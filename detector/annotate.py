@@ -18,6 +18,7 @@ ZONE_COLOUR = (200, 200, 0)
 def _label(img: np.ndarray, text: str, x: int, y: int, colour: tuple[int, int, int], scale: float) -> None:
     thick = max(1, round(scale * 2))
     (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+    x = max(0, min(x, img.shape[1] - tw))  # keep labels of boxes at the edge readable
     y = max(th + base, y)
     cv2.rectangle(img, (x, y - th - base), (x + tw, y), colour, -1)
     cv2.putText(img, text, (x, y - base), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thick, cv2.LINE_AA)
