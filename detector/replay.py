@@ -22,7 +22,7 @@ from detector.config import Settings, load_settings
 from detector.errors import UserError
 from detector.pipeline import FrameResult, Pipeline
 from detector.samples import resolve_clip
-from detector.sources import FileSource
+from detector.sources import FileSource, prefetched
 from detector.values import Act
 
 
@@ -64,7 +64,7 @@ def iterate(clip: Path, settings: Settings, pipeline: Pipeline | None = None, pr
                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s video [{elapsed}<{remaining}]")
     last: FrameResult | None = None
     try:
-        for frame in source:
+        for frame in prefetched(source):
             if last is not None:
                 yield last
             last = pipeline.process(frame)
