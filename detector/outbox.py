@@ -6,6 +6,15 @@
 - `Sender` delivers pending events in seq order, in batches, until the sink acknowledges
   them; failures back off exponentially with jitter. Delivered events are marked (and can
   be pruned). Producer and sender may be different processes sharing the file.
+
+Use one outbox file per camera (source): the sender delivers strictly in chain order, so an
+event the backend refuses holds back everything after it until an operator acts.
+
+Live worker wiring:
+    signer = EventSigner(keys.load_private_key(key_path), site, camera, points)
+    outbox = Outbox(db_path, signer)         # in the pipeline thread: outbox.add(act)
+    sender = Sender(Outbox(db_path), HttpSink(url))   # own connection, own thread
+    threading.Thread(target=sender.run, daemon=True).start(); ...; sender.stop()
 """
 
 from __future__ import annotations
