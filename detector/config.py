@@ -68,6 +68,58 @@ class CameraConfig(Section):
         return zones
 
 
+class SceneConfig(Section):
+    """Scene memory: static objects from a long-term vs short-term background model."""
+
+    work_width: int = Field(320, ge=64, le=1920, description="width of the grey copy the background model runs on")
+    short_tau_s: float = Field(1.0, gt=0, description="time constant of the short-term background (s)")
+    long_tau_s: float = Field(30.0, gt=0, description="time constant of the long-term background (s)")
+    diff_threshold: float = Field(20.0, gt=0, le=255, description="grey-level difference that counts as a change")
+    persist_s: float = Field(1.5, ge=0, description="a change must stay this long before it is a static region")
+    min_area_frac: float = Field(0.0005, gt=0, lt=1, description="smallest static region, as a fraction of the view")
+    max_area_frac: float = Field(0.2, gt=0, le=1, description="largest static region, as a fraction of the view")
+    relight_fraction: float = Field(0.4, gt=0, le=1, description="if this fraction of the view changes at once, recalibrate")
+    person_margin: float = Field(0.1, ge=0, le=1, description="person boxes grow by this fraction before masking")
+    region_memory_s: float = Field(3.0, ge=0, description="a static region hidden this long keeps its key")
+    candidate_hold_s: float = Field(30.0, gt=0, description="the long-term model stays frozen under a static region this long")
+    ghost_ratio: float = Field(1.2, gt=0, description="old-outline/new-outline edge ratio above which a region counts as removed")
+    scenery_classes: list[str] = Field(
+        default_factory=lambda: ["car", "truck", "bus", "motorcycle", "bicycle", "bench", "chair", "potted plant",
+                                 "dining table", "couch", "bed", "toilet", "tv", "refrigerator", "fire hydrant",
+                                 "stop sign", "parking meter", "traffic light", "boat", "train", "airplane"],
+        description="detector classes that are never litter",
+    )
+
+
+class ActsConfig(Section):
+    """Littering / clean-up recogniser."""
+
+    dwell_s: float = Field(2.0, ge=0, description="an object must lie unattended this long before it is litter")
+    min_static_s: float = Field(2.5, ge=0, description="an object must have been static this long before it is litter")
+    confirm_s: float = Field(1.0, ge=0, description="a static region must be seen this long before it counts")
+    attend_factor: float = Field(1.0, gt=0, description="attended while a person's box is within this many object sizes")
+    attend_person_frac: float = Field(0.15, ge=0, description="...or within this fraction of that person's height")
+    owner_reach: float = Field(1.0, gt=0, description="an owner was within this many person heights when the object appeared")
+    owner_lookback_s: float = Field(4.0, ge=0, description="how far back to look for the owner around the appearance")
+    startup_s: float = Field(3.0, ge=0, description="carryable objects detected this early are existing litter")
+    startup_min_score: float = Field(0.3, ge=0, le=1, description="detector score for existing litter at startup")
+    gone_fraction: float = Field(0.5, gt=0, le=1, description="a litter region this changed counts as gone")
+    gone_s: float = Field(2.0, ge=0, description="litter must look gone this long, after people left it, for a clean-up")
+    touch_memory_s: float = Field(20.0, gt=0, description="a person overlap counts for a clean-up this long")
+    settle_s: float = Field(2.0, ge=0, description="after a recalibration (lighting/camera motion), no new acts this long")
+    small_frac: float = Field(0.25, gt=0, description="object height below this fraction of a person's height: small item")
+    bulky_frac: float = Field(0.6, gt=0, description="object height above this fraction of a person's height: bulky load")
+    carryable_classes: list[str] = Field(
+        default_factory=lambda: ["backpack", "umbrella", "handbag", "suitcase", "sports ball", "bottle", "wine glass",
+                                 "cup", "bowl", "banana", "apple", "sandwich", "orange", "pizza", "donut",
+                                 "cell phone", "book", "teddy bear", "vase", "frisbee", "kite", "remote"],
+        description="detector classes that can be litter",
+    )
+    bag_classes: list[str] = Field(
+        default_factory=lambda: ["backpack", "handbag", "suitcase"], description="classes that are at least a bag"
+    )
+
+
 class Settings(Section):
     """Settings of one camera's pipeline (what `detector replay` and each worker use)."""
 
@@ -75,6 +127,8 @@ class Settings(Section):
     source: SourceConfig = SourceConfig()
     detector: DetectorConfig = DetectorConfig()
     tracker: TrackerConfig = TrackerConfig()
+    scene: SceneConfig = SceneConfig()
+    acts: ActsConfig = ActsConfig()
 
 
 M = TypeVar("M", bound=BaseModel)

@@ -11,10 +11,12 @@ from dataclasses import dataclass, field
 
 import supervision as sv
 
+from detector.acts import ActRecogniser, Person, Sighting
 from detector.config import Settings
 from detector.detection import ObjectDetector, build_detector
+from detector.scene import SceneMemory, SceneView
 from detector.tracking import Tracker
-from detector.values import Act, Frame
+from detector.values import Act, Box, Frame
 from detector.zones import ZoneMap
 
 
@@ -25,6 +27,7 @@ class FrameResult:
     tracks: sv.Detections
     acts: list[Act] = field(default_factory=list)
     detector_ms: float = 0.0
+    scene: SceneView | None = None
 
 
 class Pipeline:
@@ -34,14 +37,64 @@ class Pipeline:
         self.class_names = self.detector.class_names
         self.tracker = Tracker(settings.tracker, settings.source.analysis_fps)
         self.zones = ZoneMap(settings.camera)
+        self.scene = SceneMemory(settings.scene)
+        self.recogniser = ActRecogniser(settings.acts, self.zones, settings.camera.name)
 
-    def process(self, frame: Frame) -> FrameResult:
+    def process(self, frame: Frame, detections: sv.Detections | None = None) -> FrameResult:
+        """One frame. `detections` given (or a skipped detector) is fine: scene memory runs anyway."""
         t0 = time.perf_counter()
-        detections = self.detector.detect(frame.image)
+        if detections is None:
+            detections = self.detector.detect(frame.image)
         detector_ms = (time.perf_counter() - t0) * 1000
         tracks = self.tracker.update(detections, frame.time_s)
-        return FrameResult(frame, detections, tracks, [], detector_ms)
+        people, others = self._split(detections, tracks)
+        view = self.scene.update(
+            frame.image, frame.time_s, [p.box for p in people], [(s.box, s.object_class, s.score) for s in others]
+        )
+        if self.recogniser.frame_size is None:
+            self.recogniser.frame_size = frame.size
+        step = self.recogniser.step(frame.time_s, frame.index, people, others, view)
+        for litter_id in step.unwatch:
+            self.scene.unwatch(litter_id)
+        for litter_id, box in step.watch:
+            self.scene.watch(litter_id, box)
+        return FrameResult(frame, detections, tracks, step.acts, detector_ms, view)
+
+    def _split(self, detections: sv.Detections, tracks: sv.Detections) -> tuple[list[Person], list[Sighting]]:
+        """People (tracked, plus untracked person detections so that nobody is mistaken
+        for a left object) and every other detection as class evidence."""
+        names = self.class_names
+        people = [
+            Person(int(tid), _box(b)) for b, c, tid in zip(tracks.xyxy, tracks.class_id, tracks.tracker_id)
+            if names[int(c)] == "person"
+        ]
+        for b, c, s in zip(detections.xyxy, detections.class_id, detections.confidence):
+            if names[int(c)] == "person" and s >= self.settings.tracker.track_activation_threshold:
+                box = _box(b)
+                if not any(_iou(box, p.box) > 0.5 for p in people):
+                    people.append(Person(-1, box))
+        others = [
+            Sighting(_box(b), names[int(c)], float(s))
+            for b, c, s in zip(detections.xyxy, detections.class_id, detections.confidence)
+            if names[int(c)] != "person"
+        ]
+        return people, others
+
+    def litter_overlay(self) -> list[tuple[int, Box, str]]:
+        """Litter currently known to lie in view, for drawing: (litter_id, box, class)."""
+        return self.recogniser.litter()
 
     def finish(self) -> list[Act]:
-        """Acts still pending at the end of a clip (none for detection only)."""
+        """Acts still pending at the end of a clip: none, since every act needs its dwell."""
         return []
+
+
+def _box(b) -> Box:
+    return (int(round(float(b[0]))), int(round(float(b[1]))), int(round(float(b[2]))), int(round(float(b[3]))))
+
+
+def _iou(a: Box, b: Box) -> float:
+    x1, y1, x2, y2 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0, x2 - x1) * max(0, y2 - y1)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0

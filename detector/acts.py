@@ -1,0 +1,322 @@
+"""Act recogniser: littering and clean-up, a state machine over small typed values.
+
+Input per frame: the people in view (short-lived track ids, kept inside the worker),
+carryable-object detections, and scene memory's `SceneView` (static regions and how
+much each watched litter region has changed). Output: `Act`s, plus which litter
+regions scene memory should start or stop watching. Pure: no I/O, no images.
+
+- littering: a static region that was *added* next to a person (its owner: the person
+  nearest when it appeared) has lain unattended for `dwell_s`. Attendance counts any
+  person, not only the owner: track ids switch under occlusion, and a crowd around an
+  object is no sign it was left.
+- clean-up: a known litter region (from an act, or a carryable object detected when the
+  camera started) that a person overlapped looks gone for `gone_s` after people left it.
+  A *removed* static region (something that was part of the scene when watching began
+  and that a person took away) is a clean-up of pre-existing litter, found at removal.
+- Litter is keyed on its location: an object reappearing where known litter lies (or
+  lay) re-arms that record and never gives a second littering act.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from detector.config import ActsConfig
+from detector.scene import SceneView, StaticObject
+from detector.values import Act, Box, Severity
+from detector.zones import ZoneMap
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    track_id: int  # short-lived, never leaves the worker
+    box: Box
+
+    @property
+    def height(self) -> float:
+        return float(self.box[3] - self.box[1])
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    """A carryable-object detection (class name and score)."""
+
+    box: Box
+    object_class: str
+    score: float
+
+
+@dataclass
+class ActsStep:
+    acts: list[Act] = field(default_factory=list)
+    watch: list[tuple[int, Box]] = field(default_factory=list)  # (litter_id, box) to start watching
+    unwatch: list[int] = field(default_factory=list)
+
+
+@dataclass
+class _Candidate:
+    key: int
+    box: Box
+    since: float
+    object_class: str
+    owner: int | None = None  # track id of the nearest person when it appeared
+    owner_height: float = 0.0
+    unattended_since: float | None = None
+    change: str = ""
+    change_since: float = 0.0
+    done: bool = False
+
+
+@dataclass
+class _Litter:
+    litter_id: int
+    box: Box
+    object_class: str
+    severity: Severity
+    zone: str
+    present: bool = True
+    touched: float | None = None  # last time a person overlapped it
+    gone_since: float | None = None
+
+
+def gap(a: Box, b: Box) -> float:
+    """Edge-to-edge distance between two boxes (0 if they overlap)."""
+    dx = max(0.0, max(a[0], b[0]) - min(a[2], b[2]))
+    dy = max(0.0, max(a[1], b[1]) - min(a[3], b[3]))
+    return float((dx * dx + dy * dy) ** 0.5)
+
+
+def cover(a: Box, b: Box) -> float:
+    """Intersection over the smaller of the two boxes."""
+    x1, y1, x2, y2 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0, x2 - x1) * max(0, y2 - y1)
+    small = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return inter / small if small > 0 else 0.0
+
+
+def overlaps(a: Box, b: Box) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+class ActRecogniser:
+    def __init__(self, cfg: ActsConfig, zones: ZoneMap, camera: str, frame_size: tuple[int, int] | None = None) -> None:
+        self.cfg = cfg
+        self.zones = zones
+        self.camera = camera
+        self.frame_size = frame_size  # (w, h); set from the first frame if None
+        self._people: deque[tuple[float, tuple[Person, ...]]] = deque()
+        self._early_people: list[Box] = []  # people seen while the camera started
+        self._startup: dict[int, tuple[Box, str, int]] = {}  # existing-litter votes
+        self._startup_frames = 0
+        self._startup_done = False
+        self._candidates: dict[int, _Candidate] = {}
+        self._first_seen: dict[int, float] = {}  # static region key -> first time reported
+        self._litter: dict[int, _Litter] = {}
+        self._next_litter = 1
+        self._settle_until = -1.0
+        self._t0: float | None = None
+
+    # -- public -------------------------------------------------------------------------
+    def litter(self) -> list[tuple[int, Box, str]]:
+        """Litter currently lying in view: (litter_id, box, class)."""
+        return [(l.litter_id, l.box, l.object_class) for l in self._litter.values() if l.present]
+
+    def step(
+        self,
+        time_s: float,
+        frame_index: int,
+        people: list[Person],
+        sightings: list[Sighting],
+        view: SceneView,
+    ) -> ActsStep:
+        cfg = self.cfg
+        out = ActsStep()
+        if self._t0 is None:
+            self._t0 = time_s
+        self._people.append((time_s, tuple(people)))
+        horizon = max(cfg.owner_lookback_s, cfg.touch_memory_s) + 1.0
+        while self._people and time_s - self._people[0][0] > horizon:
+            self._people.popleft()
+        if view.relit:
+            self._settle_until = time_s + cfg.settle_s
+            self._candidates.clear()
+        self._startup_step(time_s, people, sightings, out)
+
+        for obj in view.objects:
+            self._static_object(obj, time_s, frame_index, people, out)
+        self._watch_litter(time_s, frame_index, people, view, out)
+        return out
+
+    # -- existing litter at startup ----------------------------------------------------------
+    def _startup_step(self, time_s: float, people: list[Person], sightings: list[Sighting], out: ActsStep) -> None:
+        cfg = self.cfg
+        if self._startup_done:
+            return
+        if time_s - self._t0 <= cfg.startup_s:
+            self._startup_frames += 1
+            self._early_people.extend(p.box for p in people)
+            for s in sightings:
+                if s.score < cfg.startup_min_score or s.object_class not in cfg.carryable_classes:
+                    continue
+                if any(overlaps(s.box, p.box) for p in people):
+                    continue  # carried, not lying there
+                key = next((k for k, (b, _, _) in self._startup.items() if cover(b, s.box) >= 0.5), None)
+                if key is None:
+                    self._startup[len(self._startup)] = (s.box, s.object_class, 1)
+                else:
+                    b, c, n = self._startup[key]
+                    self._startup[key] = (b, c, n + 1)
+            return
+        self._startup_done = True
+        for box, cls, n in self._startup.values():
+            if n >= max(2, self._startup_frames // 2):
+                litter = self._new_litter(box, cls, None)
+                if litter is not None:
+                    out.watch.append((litter.litter_id, box))
+
+    # -- static regions ----------------------------------------------------------------------
+    def _static_object(self, obj: StaticObject, t: float, idx: int, people: list[Person], out: ActsStep) -> None:
+        cfg = self.cfg
+        known = next((l for l in self._litter.values() if cover(l.box, obj.box) >= 0.5), None)
+        if known is not None:
+            if not known.present and obj.change == "added":
+                # The object is back where it was taken from: re-arm, never a second act.
+                known.present, known.touched, known.gone_since = True, None, None
+                out.watch.append((known.litter_id, known.box))
+            return
+        first = self._first_seen.setdefault(obj.key, t)
+        if t - first < cfg.confirm_s:
+            return  # fragments of passing people flicker; objects persist
+        if obj.scenery or t < self._settle_until or (obj.object_class != "unknown" and obj.object_class not in cfg.carryable_classes):
+            return
+        cand = self._candidates.get(obj.key)
+        if cand is None:
+            cand = self._candidates[obj.key] = _Candidate(obj.key, obj.box, obj.since, obj.object_class)
+        if cand.done:
+            return
+        cand.box, cand.object_class = obj.box, obj.object_class
+        if any(self._attends(p, cand.box) for p in people):
+            cand.unattended_since = None
+        elif cand.unattended_since is None:
+            cand.unattended_since = t
+        # The added/removed verdict is only trusted once it held for the whole wait.
+        if obj.change != cand.change:
+            cand.change, cand.change_since = obj.change, t
+        if obj.change == "removed":
+            self._removed(cand, obj, t, idx, out)
+            return
+        if cand.owner is None:
+            self._find_owner(cand, t)
+        if (
+            cand.owner is not None
+            and t - cand.change_since >= cfg.dwell_s
+            and t - cand.since >= cfg.min_static_s
+            and cand.unattended_since is not None
+            and t - cand.unattended_since >= cfg.dwell_s
+        ):
+            cand.done = True
+            litter = self._new_litter(cand.box, cand.object_class, cand.owner_height)
+            if litter is None:
+                return
+            out.watch.append((litter.litter_id, litter.box))
+            out.acts.append(self._act("littering", litter, cand.since, t, idx))
+
+    def _find_owner(self, cand: _Candidate, t: float) -> None:
+        """The person nearest to the object around the time it appeared, if close enough."""
+        best: tuple[float, Person] | None = None
+        for ts, people in self._people:
+            if ts < cand.since - self.cfg.owner_lookback_s:
+                continue
+            for p in people:
+                d = gap(p.box, cand.box)
+                if d <= self.cfg.owner_reach * p.height and (best is None or d < best[0]):
+                    best = (d, p)
+        if best is not None:
+            cand.owner, cand.owner_height = best[1].track_id, best[1].height
+
+    def _attends(self, p: Person, box: Box) -> bool:
+        size = max(box[2] - box[0], box[3] - box[1])
+        return gap(p.box, box) <= max(self.cfg.attend_factor * size, self.cfg.attend_person_frac * p.height)
+
+    def _removed(self, cand: _Candidate, obj: StaticObject, t: float, idx: int, out: ActsStep) -> None:
+        """Something that lay there when watching began was taken away by a person: the
+        region looked removed, and nobody was near it, for `gone_s`."""
+        cfg = self.cfg
+        wait_from = max(cand.change_since, cand.unattended_since if cand.unattended_since is not None else t)
+        if t - wait_from < cfg.gone_s:
+            return
+        if any(cover(b, obj.box) >= 0.5 for b in self._early_people):
+            return  # a person standing there at the start walked off: not an object
+        touched = None
+        height = None
+        area = (obj.box[2] - obj.box[0]) * (obj.box[3] - obj.box[1])
+        for ts, ps in self._people:
+            for p in ps:
+                if overlaps(p.box, obj.box):
+                    pa = (p.box[2] - p.box[0]) * (p.box[3] - p.box[1])
+                    if area < 0.5 * pa:  # smaller than the person: carried, not the person's own ghost
+                        touched, height = ts, p.height
+        if touched is None:
+            return
+        cand.done = True
+        litter = self._new_litter(obj.box, obj.object_class, height)
+        if litter is None:
+            return
+        litter.present = False
+        out.acts.append(self._act("cleanup", litter, touched, t, idx))
+
+    # -- known litter -------------------------------------------------------------------------
+    def _watch_litter(self, t: float, idx: int, people: list[Person], view: SceneView, out: ActsStep) -> None:
+        cfg = self.cfg
+        for litter in self._litter.values():
+            if not litter.present:
+                continue
+            if any(overlaps(p.box, litter.box) for p in people):
+                litter.touched, litter.gone_since = t, None
+                continue
+            changed = view.changed.get(litter.litter_id, 0.0)
+            if changed < cfg.gone_fraction or litter.touched is None or t - litter.touched > cfg.touch_memory_s:
+                litter.gone_since = None
+                continue
+            if litter.gone_since is None:
+                litter.gone_since = t
+            if t - litter.gone_since >= cfg.gone_s:
+                litter.present = False
+                out.unwatch.append(litter.litter_id)
+                out.acts.append(self._act("cleanup", litter, litter.touched, t, idx))
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _new_litter(self, box: Box, cls: str, person_height: float | None) -> _Litter | None:
+        zone = self.zones.zone_of((box[0] + box[2]) / 2, box[3])  # foot point
+        if zone is None:
+            return None  # outside every configured zone: not watched
+        litter = _Litter(self._next_litter, box, cls, self._severity(box, cls, person_height), zone)
+        self._litter[litter.litter_id] = litter
+        self._next_litter += 1
+        return litter
+
+    def _severity(self, box: Box, cls: str, person_height: float | None) -> Severity:
+        cfg = self.cfg
+        h = box[3] - box[1]
+        if person_height:
+            r = h / person_height
+            sev: Severity = "small" if r < cfg.small_frac else ("bulky" if r > cfg.bulky_frac else "bag")
+        elif self.frame_size:
+            w, fh = self.frame_size
+            a = (box[2] - box[0]) * h / float(w * fh)
+            sev = "small" if a < 0.005 else ("bulky" if a > 0.04 else "bag")
+        else:
+            sev = "bag"
+        if cls in cfg.bag_classes and sev == "small":
+            sev = "bag"
+        elif cls in cfg.carryable_classes and cls not in cfg.bag_classes and sev == "bulky":
+            sev = "bag"
+        return sev
+
+    def _act(self, kind: str, litter: _Litter, t_release: float, t: float, idx: int) -> Act:
+        return Act(
+            kind=kind, camera=self.camera, zone=litter.zone, object_class=litter.object_class, box=litter.box,
+            severity=litter.severity, t_release=float(t_release), t_notify=float(t), litter_id=litter.litter_id,
+            frame_index=idx,
+        )

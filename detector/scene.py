@@ -1,0 +1,291 @@
+"""Scene memory: static objects found with a dual background model, classed by the detector.
+
+Two running-average backgrounds of a small grey copy of each frame: a long-term one `L`
+(what the place normally looks like) and a short-term one `S` (what it looks like over the
+last second or so). Where `S` differs from `L` while the current frame agrees with `S`,
+something has changed and then stopped moving: an object was put down (or taken away).
+Detectors see people well and left objects badly, so the background model proposes the
+regions and detector boxes only lend them a class.
+
+Running averages (cv2.accumulateWeighted) rather than cv2's MOG2/KNN: both of those
+absorb a still object into the background on their own schedule and report no per-pixel
+"changed since when"; here the long-term model is frozen under candidate objects and known
+litter (selective update), which is what keeps a left bag visible for minutes.
+
+Pure: frames and boxes in, `SceneView` out; no I/O. Tolerates frames without detections
+(a motion gate may skip the detector): the background model runs on every frame given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import cv2
+import numpy as np
+
+from detector.config import SceneConfig
+from detector.values import Box
+
+Change = Literal["added", "removed"]
+
+
+@dataclass(frozen=True, slots=True)
+class StaticObject:
+    """A region that changed against the long-term background and then stayed still."""
+
+    key: int  # per-camera id of this static region (location-keyed, not a track)
+    box: Box  # source-frame pixels
+    since: float  # video time the region first differed from the long-term background
+    change: Change  # "added": something now lies there; "removed": something was taken away
+    object_class: str  # detector evidence ("unknown" if none)
+    scenery: bool  # a class that is never litter (vehicle, bench, ...)
+    area_frac: float  # region area / frame area
+
+
+@dataclass(frozen=True, slots=True)
+class SceneView:
+    """What scene memory reports for one frame."""
+
+    time_s: float
+    objects: tuple[StaticObject, ...] = ()
+    # litter_id -> fraction of the watched region that no longer looks like the object
+    # did when it was registered (0 = unchanged, 1 = entirely different)
+    changed: dict[int, float] = field(default_factory=dict)
+    relit: bool = False  # most of the view changed at once: backgrounds recalibrated
+
+
+@dataclass
+class _Region:
+    key: int
+    box_s: tuple[int, int, int, int]  # small-image pixels
+    since: float
+    change: Change
+    votes: dict[str, float] = field(default_factory=dict)
+    last_seen: float = 0.0
+
+
+@dataclass
+class _Watch:
+    box_s: tuple[int, int, int, int]
+    ref: np.ndarray  # short-term background patch when registered
+    mask: np.ndarray  # which pixels of the patch are the object
+
+
+def _iou_or_cover(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+    """Intersection over the smaller box: a region that grows or shrinks keeps its key."""
+    x1, y1, x2, y2 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0, x2 - x1) * max(0, y2 - y1)
+    small = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return inter / small if small > 0 else 0.0
+
+
+class SceneMemory:
+    def __init__(self, cfg: SceneConfig) -> None:
+        self.cfg = cfg
+        self._scale = 1.0
+        self._L: np.ndarray | None = None
+        self._S: np.ndarray | None = None
+        self._since: np.ndarray | None = None  # per pixel: when S began to differ from L
+        self._still: np.ndarray | None = None  # per pixel: since when the frame agrees with S
+        self._t_prev: float | None = None
+        self._regions: list[_Region] = []
+        self._watch: dict[int, _Watch] = {}
+        self._next_key = 1
+        self._freeze: np.ndarray | None = None
+        self.last_static_mask: np.ndarray | None = None  # for drawing/debugging
+
+    # -- geometry -----------------------------------------------------------------------
+    def _to_small(self, box: Box) -> tuple[int, int, int, int]:
+        s = self._scale
+        h, w = self._S.shape
+        x1, y1, x2, y2 = box
+        return (
+            int(np.clip(np.floor(x1 * s), 0, w)), int(np.clip(np.floor(y1 * s), 0, h)),
+            int(np.clip(np.ceil(x2 * s), 0, w)), int(np.clip(np.ceil(y2 * s), 0, h)),
+        )
+
+    def _to_frame(self, b: tuple[int, int, int, int]) -> Box:
+        s = self._scale
+        return (int(b[0] / s), int(b[1] / s), int(round(b[2] / s)), int(round(b[3] / s)))
+
+    def _grey(self, image: np.ndarray) -> np.ndarray:
+        h, w = image.shape[:2]
+        width = min(self.cfg.work_width, w)
+        self._scale = width / w
+        small = cv2.resize(image, (width, max(1, round(h * self._scale))), interpolation=cv2.INTER_AREA)
+        grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
+        return cv2.GaussianBlur(grey, (5, 5), 0).astype(np.float32)
+
+    # -- litter watching ------------------------------------------------------------------
+    def watch(self, litter_id: int, box: Box) -> None:
+        """Remember how a litter region looks now, to tell later whether it is gone."""
+        if self._S is None:
+            return
+        b = self._to_small(box)
+        if b[2] - b[0] < 1 or b[3] - b[1] < 1:
+            return
+        ref = self._S[b[1] : b[3], b[0] : b[2]].copy()
+        # Judge only the object's own pixels (those that differ from the long-term model),
+        # not the ground around it that the box also covers.
+        mask = np.abs(ref - self._L[b[1] : b[3], b[0] : b[2]]) > self.cfg.diff_threshold
+        if mask.mean() < 0.2:
+            mask = np.ones_like(mask)  # existing litter: already part of the long-term model
+        self._watch[litter_id] = _Watch(b, ref, mask)
+
+    def unwatch(self, litter_id: int) -> None:
+        self._watch.pop(litter_id, None)
+
+    # -- main step --------------------------------------------------------------------------
+    def update(
+        self,
+        image: np.ndarray,
+        time_s: float,
+        persons: list[Box] = (),
+        objects: list[tuple[Box, str, float]] = (),
+    ) -> SceneView:
+        """One frame: `persons` are person boxes, `objects` (box, class, score) other detections."""
+        cfg = self.cfg
+        g = self._grey(image)
+        if self._S is None or self._S.shape != g.shape:
+            self._reset(g)
+            self._t_prev = time_s
+            return SceneView(time_s)
+        dt = max(1e-3, time_s - self._t_prev) if self._t_prev is not None else 0.2
+        self._t_prev = time_s
+        # Learning rates from time constants, so behaviour does not depend on the frame rate.
+        a_short = 1.0 - np.exp(-dt / cfg.short_tau_s)
+        a_long = 1.0 - np.exp(-dt / cfg.long_tau_s)
+
+        moving = np.abs(g - self._S) > cfg.diff_threshold
+        if moving.mean() > cfg.relight_fraction:
+            # Lighting jump or camera motion: everything changed at once, nothing was left.
+            self._reset(g)
+            return SceneView(time_s, relit=True)
+
+        person_mask = np.zeros(g.shape, bool)
+        for box in persons:
+            x1, y1, x2, y2 = self._to_small(_grow(box, cfg.person_margin))
+            person_mask[y1:y2, x1:x2] = True
+
+        cv2.accumulateWeighted(g, self._S, a_short)
+        # Selective update: the long-term model learns neither under people nor under
+        # candidate objects and known litter, so those stay foreground against it.
+        learn = ~(person_mask | self._freeze_mask(time_s))
+        L_new = self._L + a_long * (g - self._L)
+        self._L[learn] = L_new[learn]
+
+        differs = np.abs(self._S - self._L) > cfg.diff_threshold
+        self._since[~differs] = np.nan
+        self._since[differs & np.isnan(self._since)] = time_s
+        # A pixel is still once the frame has agreed with the short-term model for
+        # persist_s: the slow parts of a walking person never are.
+        stable = np.abs(g - self._S) <= cfg.diff_threshold
+        self._still[~stable] = np.nan
+        self._still[stable & np.isnan(self._still)] = time_s
+        old_enough = (time_s - np.nan_to_num(self._since, nan=np.inf)) >= cfg.persist_s
+        still_enough = (time_s - np.nan_to_num(self._still, nan=np.inf)) >= cfg.persist_s
+        static = differs & still_enough & ~person_mask & old_enough
+        static = cv2.morphologyEx(static.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+        static = cv2.morphologyEx(static, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
+        self.last_static_mask = static.astype(bool)
+
+        objects_view = self._regions_from(static, time_s, objects)
+        changed = {lid: self._changed(w) for lid, w in self._watch.items()}
+        return SceneView(time_s, objects_view, changed, False)
+
+    # -- internals ----------------------------------------------------------------------------
+    def _reset(self, g: np.ndarray) -> None:
+        self._L = g.copy()
+        self._S = g.copy()
+        self._since = np.full(g.shape, np.nan, np.float32)
+        self._still = np.full(g.shape, np.nan, np.float32)
+        self._regions = []
+        # Watched litter is re-referenced on the new image (assumed still there).
+        for w in self._watch.values():
+            b = w.box_s
+            w.ref = g[b[1] : b[3], b[0] : b[2]].copy()
+
+    def _freeze_mask(self, time_s: float) -> np.ndarray:
+        m = np.zeros(self._S.shape, bool)
+        for r in self._regions:
+            if time_s - r.since > self.cfg.candidate_hold_s:
+                continue  # never became litter: let the long-term model absorb it
+            x1, y1, x2, y2 = r.box_s
+            m[y1:y2, x1:x2] = True
+        for w in self._watch.values():
+            x1, y1, x2, y2 = w.box_s
+            m[y1:y2, x1:x2] = True
+        return m
+
+    def _changed(self, w: _Watch) -> float:
+        x1, y1, x2, y2 = w.box_s
+        now = self._S[y1:y2, x1:x2]
+        if now.shape != w.ref.shape or now.size == 0:
+            return 0.0
+        return float((np.abs(now - w.ref) > self.cfg.diff_threshold)[w.mask].mean())
+
+    def _regions_from(self, static: np.ndarray, time_s: float, objects) -> tuple[StaticObject, ...]:
+        cfg = self.cfg
+        h, w = static.shape
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(static, connectivity=8)
+        min_area = cfg.min_area_frac * h * w
+        max_area = cfg.max_area_frac * h * w
+        found: list[tuple[tuple[int, int, int, int], np.ndarray]] = []
+        for i in range(1, n):
+            x, y, bw, bh, area = stats[i]
+            if min_area <= area <= max_area:
+                found.append(((int(x), int(y), int(x + bw), int(y + bh)), labels == i))
+        kept: list[_Region] = []
+        out: list[StaticObject] = []
+        for box_s, mask in found:
+            region = next((r for r in self._regions if _iou_or_cover(r.box_s, box_s) >= 0.5 and r not in kept), None)
+            if region is None:
+                since = float(np.nanmin(np.where(mask, self._since, np.nan)))
+                region = _Region(self._next_key, box_s, since, self._added_or_removed(mask))
+                self._next_key += 1
+            else:
+                region.box_s = box_s
+                region.change = self._added_or_removed(mask)  # the whole region is visible now
+            region.last_seen = time_s
+            for obox, cls, score in objects:
+                if _iou_or_cover(self._to_small(obox), box_s) >= 0.5:
+                    region.votes[cls] = region.votes.get(cls, 0.0) + float(score)
+            kept.append(region)
+        # A region briefly hidden (by a passer-by) keeps its key for a while.
+        for r in self._regions:
+            if r not in kept and time_s - r.last_seen <= cfg.region_memory_s:
+                kept.append(r)
+        self._regions = kept
+        frame_area = float(h * w)
+        for r in kept:
+            if r.last_seen != time_s:
+                continue
+            cls = max(r.votes, key=r.votes.get) if r.votes else "unknown"
+            area = (r.box_s[2] - r.box_s[0]) * (r.box_s[3] - r.box_s[1]) / frame_area
+            out.append(StaticObject(r.key, self._to_frame(r.box_s), r.since, r.change, cls, cls in cfg.scenery_classes, area))
+        return tuple(out)
+
+    def _added_or_removed(self, mask: np.ndarray) -> Change:
+        """Put down or taken away? An object lying there stands out from its surroundings
+        in the current image; where one was taken away, the revealed ground matches its
+        surroundings and the *old* background is the one that stood out (the ghost test).
+        Contrast is the median difference across the region's outline, inside vs outside."""
+        m = mask.astype(np.uint8)
+        k = np.ones((5, 5), np.uint8)
+        inner = (m - cv2.erode(m, k)).astype(bool)
+        outer = (cv2.dilate(m, k) - m).astype(bool)
+        if not inner.any() or not outer.any():
+            return "added"
+        now = abs(float(np.median(self._S[inner])) - float(np.median(self._S[outer])))
+        old = abs(float(np.median(self._L[inner])) - float(np.median(self._L[outer])))
+        self.last_ghost = (now, old)
+        return "removed" if old > now * self.cfg.ghost_ratio else "added"
+
+
+
+
+def _grow(box: Box, margin: float) -> Box:
+    x1, y1, x2, y2 = box
+    dx, dy = (x2 - x1) * margin, (y2 - y1) * margin
+    return (int(x1 - dx), int(y1 - dy), int(x2 + dx), int(y2 + dy))
