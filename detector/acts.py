@@ -95,6 +95,10 @@ def cover(a: Box, b: Box) -> float:
     return inter / small if small > 0 else 0.0
 
 
+def _size(box: Box) -> float:
+    return float(max(box[2] - box[0], box[3] - box[1]))
+
+
 def overlaps(a: Box, b: Box) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
@@ -178,7 +182,10 @@ class ActRecogniser:
     # -- static regions ----------------------------------------------------------------------
     def _static_object(self, obj: StaticObject, t: float, idx: int, people: list[Person], out: ActsStep) -> None:
         cfg = self.cfg
+        # One location, one litter: a region on or right next to known litter is a piece of it.
         known = next((l for l in self._litter.values() if cover(l.box, obj.box) >= 0.5), None)
+        if known is None and any(gap(l.box, obj.box) < _size(l.box) for l in self._litter.values() if l.present):
+            return
         if known is not None:
             if not known.present and obj.change == "added":
                 # The object is back where it was taken from: re-arm, never a second act.
@@ -210,7 +217,8 @@ class ActRecogniser:
             self._find_owner(cand, t)
         if (
             cand.owner is not None
-            and t - cand.change_since >= cfg.dwell_s
+            and _size(cand.box) >= cfg.min_size_frac * cand.owner_height
+            and t - cand.change_since >= cfg.confirm_s
             and t - cand.since >= cfg.min_static_s
             and cand.unattended_since is not None
             and t - cand.unattended_since >= cfg.dwell_s
@@ -253,9 +261,11 @@ class ActRecogniser:
         area = (obj.box[2] - obj.box[0]) * (obj.box[3] - obj.box[1])
         for ts, ps in self._people:
             for p in ps:
-                if overlaps(p.box, obj.box):
-                    pa = (p.box[2] - p.box[0]) * (p.box[3] - p.box[1])
-                    if area < 0.5 * pa:  # smaller than the person: carried, not the person's own ghost
+                pw = p.box[2] - p.box[0]
+                # An upright person (not an arm reaching in), bigger than the thing taken
+                # (else it is the person's own ghost), overlapping it.
+                if overlaps(p.box, obj.box) and p.height >= cfg.upright_ratio * pw:
+                    if area < 0.5 * pw * p.height and _size(obj.box) >= cfg.min_size_frac * p.height:
                         touched, height = ts, p.height
         if touched is None:
             return

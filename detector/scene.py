@@ -89,6 +89,7 @@ class SceneMemory:
         self._since: np.ndarray | None = None  # per pixel: when S began to differ from L
         self._still: np.ndarray | None = None  # per pixel: since when the frame agrees with S
         self._t_prev: float | None = None
+        self._t_reset = 0.0
         self._regions: list[_Region] = []
         self._watch: dict[int, _Watch] = {}
         self._next_key = 1
@@ -148,19 +149,23 @@ class SceneMemory:
         cfg = self.cfg
         g = self._grey(image)
         if self._S is None or self._S.shape != g.shape:
-            self._reset(g)
+            self._reset(g, time_s)
             self._t_prev = time_s
             return SceneView(time_s)
         dt = max(1e-3, time_s - self._t_prev) if self._t_prev is not None else 0.2
         self._t_prev = time_s
         # Learning rates from time constants, so behaviour does not depend on the frame rate.
         a_short = 1.0 - np.exp(-dt / cfg.short_tau_s)
-        a_long = 1.0 - np.exp(-dt / cfg.long_tau_s)
+        # Warm-up after a (re)start: the long-term model is the plain mean of the frames so
+        # far, so people who were in the first frame and walked on leave no ghost.
+        warming = time_s - self._t_reset < cfg.warmup_s
+        tau_long = min(cfg.long_tau_s, max(dt, time_s - self._t_reset)) if warming else cfg.long_tau_s
+        a_long = 1.0 - np.exp(-dt / tau_long)
 
         moving = np.abs(g - self._S) > cfg.diff_threshold
         if moving.mean() > cfg.relight_fraction:
             # Lighting jump or camera motion: everything changed at once, nothing was left.
-            self._reset(g)
+            self._reset(g, time_s)
             return SceneView(time_s, relit=True)
 
         person_mask = np.zeros(g.shape, bool)
@@ -171,7 +176,7 @@ class SceneMemory:
         cv2.accumulateWeighted(g, self._S, a_short)
         # Selective update: the long-term model learns neither under people nor under
         # candidate objects and known litter, so those stay foreground against it.
-        learn = ~(person_mask | self._freeze_mask(time_s))
+        learn = np.ones(g.shape, bool) if warming else ~(person_mask | self._freeze_mask(time_s))
         L_new = self._L + a_long * (g - self._L)
         self._L[learn] = L_new[learn]
 
@@ -187,7 +192,8 @@ class SceneMemory:
         still_enough = (time_s - np.nan_to_num(self._still, nan=np.inf)) >= cfg.persist_s
         static = differs & still_enough & ~person_mask & old_enough
         static = cv2.morphologyEx(static.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
-        static = cv2.morphologyEx(static, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
+        # Close generously: one object often splits into pieces (its parts match the ground).
+        static = cv2.morphologyEx(static, cv2.MORPH_CLOSE, np.ones((9, 9), np.uint8))
         self.last_static_mask = static.astype(bool)
 
         objects_view = self._regions_from(static, time_s, objects)
@@ -195,7 +201,8 @@ class SceneMemory:
         return SceneView(time_s, objects_view, changed, False)
 
     # -- internals ----------------------------------------------------------------------------
-    def _reset(self, g: np.ndarray) -> None:
+    def _reset(self, g: np.ndarray, time_s: float) -> None:
+        self._t_reset = time_s
         self._L = g.copy()
         self._S = g.copy()
         self._since = np.full(g.shape, np.nan, np.float32)
