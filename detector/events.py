@@ -167,6 +167,10 @@ def check_signature(event: dict, public_key: Ed25519PublicKey) -> None:
     sig = event.get(SIG_ATTR)
     try:
         raw = base64.urlsafe_b64decode(str(sig) + "=" * (-len(str(sig)) % 4))
+        # base64 ignores the unused low bits of the last character: insist on the one
+        # canonical spelling, so a signature has exactly one textual form (and event hash)
+        if _b64url(raw) != sig:
+            raise ValueError("non-canonical base64url")
         public_key.verify(raw, signing_bytes(event))
     except (InvalidSignature, ValueError, TypeError):
         raise EventError("bad_signature", "signature does not verify with the key of this source") from None

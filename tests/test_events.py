@@ -127,6 +127,13 @@ def test_signature_covers_every_field(key):
         with pytest.raises(events.EventError) as ex:
             events.check_signature(t, pub)
         assert ex.value.reason == "bad_signature", field
+    # the same signature bytes spelled differently (unused bits of the last character)
+    last = e["sig"][-1]
+    alias = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    twin = alias[(alias.index(last) & ~0xF) | ((alias.index(last) + 1) & 0xF)]
+    assert base64.urlsafe_b64decode(e["sig"][:-1] + twin + "==") == base64.urlsafe_b64decode(e["sig"] + "==")
+    with pytest.raises(events.EventError):
+        events.check_signature(dict(e, sig=e["sig"][:-1] + twin), pub)
     bad = dict(e, sig=base64.urlsafe_b64encode(b"\0" * 64).rstrip(b"=").decode())
     with pytest.raises(events.EventError):
         events.check_signature(bad, pub)
