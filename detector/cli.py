@@ -190,6 +190,31 @@ GROUPS += [_add_keys, _add_backend, _add_verify, _add_outbox]
 # -- end issue 4 -----------------------------------------------------------------------------
 
 
+# -- issue 5: live site ------------------------------------------------------------------------
+def _add_run(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "run",
+        help="run every camera of a site (one worker process each) until stopped",
+        description="Run a live site: one worker process per camera (RTSP or file), restarted when it "
+        "crashes, with face-blurred evidence, a durable outbox, optional MQTT/HTTP delivery, and "
+        "Prometheus /metrics plus /healthz. Stops cleanly on SIGTERM or Ctrl-C.",
+    )
+    p.add_argument("--config", type=Path, required=True, help="site YAML (see configs/site.example.yaml)")
+    p.add_argument("--metrics-port", type=int, default=None, help="override metrics.port (0: any free port)")
+    p.add_argument("--check", action="store_true", help="validate the config and exit")
+    p.set_defaults(handler=_run_run)
+
+
+def _run_run(args: argparse.Namespace) -> int:
+    from detector import supervisor
+
+    return supervisor.run_site(args.config, args.metrics_port, args.check)
+
+
+GROUPS.append(_add_run)
+# -- end issue 5 -------------------------------------------------------------------------------
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="detector",
