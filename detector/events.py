@@ -276,7 +276,7 @@ class EventSigner:
         data: dict[str, Any] = {
             "act": act.kind,
             "object_class": act.object_class,
-            "box": [int(v) for v in act.box],
+            "box": [max(0, int(v)) for v in act.box],
             "severity": act.severity,
             "t_release_ms": _ms(act.t_release),
             "t_notify_ms": _ms(act.t_notify),
@@ -300,6 +300,12 @@ class EventSigner:
             "data": data,
         }
         event[SIG_ATTR] = _b64url(self.key.sign(canonical(event)))
+        # An event the backend would refuse would block this source's chain for good: refuse
+        # it here, before it is committed anywhere (the chain state is then unchanged).
+        try:
+            check_envelope(event)
+        except EventError as e:
+            raise ValueError(f"act cannot become a valid event: {e.detail}") from None
         return event, ChainState(seq, event_hash(event), litter)
 
 

@@ -175,3 +175,13 @@ def test_strict_json_loading():
 def test_uuid7_layout():
     u = uuid.UUID(events.uuid7(0x0123456789AB, b"\xff" * 10))
     assert u.version == 7 and u.variant == uuid.RFC_4122 and u.int >> 80 == 0x0123456789AB
+
+
+def test_signer_refuses_acts_that_cannot_become_valid_events(key):
+    key_path, _, _ = key
+    signer = events.EventSigner(keys.load_private_key(key_path), "s1", "cam1")
+    bad = act(0, "cam1", zone="zone with spaces")
+    with pytest.raises(ValueError, match="subject"):
+        signer.sign(bad, events.ChainState())
+    ok, st = signer.sign(act(0, "cam1", zone="z"), events.ChainState())
+    assert st.seq == 1 and ok["data"]["box"][0] >= 0

@@ -124,6 +124,8 @@ def test_sender_sigkill_mid_delivery_and_restart(setup):
         out, err = second.communicate(timeout=120)
         assert second.returncode == 0, err
         assert ob.counts() == (N, 0)
+        st = subprocess.run(detector_cmd("outbox", "status", "--db", str(db)), capture_output=True, text=True)
+        assert st.returncode == 0 and f"{N} events kept, 0 pending" in st.stdout
         assert with_b.ledger_count() == N
         assert_totals(with_b, totals, N)
         accepted = with_b.metric("detector_backend_events_total", result="accepted")
@@ -189,3 +191,13 @@ def test_sender_in_order_backoff_and_partial_acks(tmp_path):
     assert max(s.backoff_s() for _ in range(200)) <= 8
     s.failures = 0
     assert max(s.backoff_s() for _ in range(200)) <= 1
+
+
+def test_failed_add_leaves_outbox_and_chain_unchanged(tmp_path):
+    key_path, _, _ = keys.generate("c", tmp_path)
+    ob = fill(tmp_path / "o.sqlite3", key_path, "c", [act(0, "c")])
+    with pytest.raises(ValueError):
+        ob.add(act(1, "c", zone="bad zone"))
+    ob.add(act(2, "c"))
+    assert [p.event["seq"] for p in ob.pending()] == [1, 2]
+    assert ob.chain_state("/sites/s1/cameras/c").seq == 2

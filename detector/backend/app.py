@@ -9,6 +9,7 @@ when nothing was refused, else the refusal's 4xx status, with `reason` and `deta
 from __future__ import annotations
 
 import threading
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Query, Request
@@ -27,6 +28,7 @@ def _refusal(reason: str, detail: str, **extra: Any) -> JSONResponse:
 
 def create_app(backend: Backend, store: LedgerStore | None = None) -> FastAPI:
     cfg = backend.config
+    own_store = store is None
     store = store or SqliteLedgerStore(backend.db_path)
     ingestor = Ingestor(backend, store)
     lock = threading.Lock()  # one writer: verification and append of a source's chain are serial
@@ -43,7 +45,13 @@ def create_app(backend: Backend, store: LedgerStore | None = None) -> FastAPI:
     for r in STATUS:
         refused_total.labels(r)
 
-    app = FastAPI(title="detector backend", version="1", docs_url=None, redoc_url=None)
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        yield
+        if own_store:
+            store.close()
+
+    app = FastAPI(title="detector backend", version="1", docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.store = store
     app.state.registry = registry
 

@@ -20,7 +20,7 @@ class HttpSink:
             return DeliveryResult(0)
         body = b"[" + b",".join(canonical(e) for e in events) + b"]"
         try:
-            r = self.client.post(self.url, content=body, headers={"content-type": "application/json"})
+            r = self.client.post(self.url, content=body, headers={"content-type": "application/cloudevents-batch+json"})
         except httpx.HTTPError as e:
             return DeliveryResult(0, f"{type(e).__name__}: {e}")
         if 200 <= r.status_code < 300:
