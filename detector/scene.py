@@ -90,6 +90,7 @@ class SceneMemory:
         self._still: np.ndarray | None = None  # per pixel: since when the frame agrees with S
         self._t_prev: float | None = None
         self._t_reset = 0.0
+        self._warm: list[np.ndarray] = []
         self._regions: list[_Region] = []
         self._watch: dict[int, _Watch] = {}
         self._next_key = 1
@@ -176,6 +177,14 @@ class SceneMemory:
         cv2.accumulateWeighted(g, self._S, a_short)
         # Selective update: the long-term model learns neither under people nor under
         # candidate objects and known litter, so those stay foreground against it.
+        if warming:
+            self._warm.append(g)
+        elif self._warm:
+            # End of warm-up: the per-pixel median of the warm-up frames drops anyone who
+            # was passing through (a running mean would keep a faint ghost of them).
+            self._L = np.median(np.stack(self._warm[-cfg.warmup_frames :]), axis=0).astype(np.float32)
+            self._since[:] = np.nan
+            self._warm = []
         learn = np.ones(g.shape, bool) if warming else ~(person_mask | self._freeze_mask(time_s))
         L_new = self._L + a_long * (g - self._L)
         self._L[learn] = L_new[learn]
@@ -203,6 +212,7 @@ class SceneMemory:
     # -- internals ----------------------------------------------------------------------------
     def _reset(self, g: np.ndarray, time_s: float) -> None:
         self._t_reset = time_s
+        self._warm = [g]
         self._L = g.copy()
         self._S = g.copy()
         self._since = np.full(g.shape, np.nan, np.float32)
