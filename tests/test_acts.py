@@ -1,0 +1,212 @@
+"""The act recogniser's state machine on constructed frames, and the whole pipeline on real clips."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from detector.acts import ActRecogniser, Person, Sighting
+from detector.config import ActsConfig, CameraConfig, Settings, ZoneConfig
+from detector.scene import SceneView, StaticObject
+from detector.zones import WHOLE_VIEW, ZoneMap
+
+FPS = 5.0
+BAG = (400, 300, 440, 340)
+NEAR = (380, 140, 440, 340)  # a person standing right at the bag (height 200)
+FAR = (60, 100, 120, 300)  # the same person far away
+
+
+class Run:
+    """Feeds one frame every 0.2 s into a recogniser and keeps what it emits."""
+
+    def __init__(self, cfg: ActsConfig | None = None, zones: ZoneMap | None = None) -> None:
+        self.rec = ActRecogniser(cfg or ActsConfig(), zones or ZoneMap(CameraConfig()), "cam", (640, 480))
+        self.t = 0.0
+        self.i = 0
+        self.acts = []
+        self.watched: dict[int, tuple] = {}
+
+    def frames(self, seconds: float, people=(), objects=(), changed=None, sightings=(), relit=False) -> list:
+        new = []
+        for _ in range(round(seconds * FPS)):
+            view = SceneView(self.t, tuple(objects), dict(changed or {}), relit)
+            step = self.rec.step(self.t, self.i, [Person(k, b) for k, b in people], list(sightings), view)
+            for lid, box in step.watch:
+                self.watched[lid] = box
+            for lid in step.unwatch:
+                self.watched.pop(lid, None)
+            new += step.acts
+            self.t = round(self.t + 1 / FPS, 6)
+            self.i += 1
+        self.acts += new
+        return new
+
+
+def bag(since: float, key: int = 1, change: str = "added", cls: str = "unknown", scenery: bool = False) -> StaticObject:
+    return StaticObject(key, BAG, since, change, cls, scenery, 0.005)
+
+
+def left_bag(run: Run) -> None:
+    """A person walks up carrying something; a bag appears at their feet (t = 2 s)."""
+    run.frames(2.0, people=[(7, NEAR)])
+    run.frames(2.0, people=[(7, NEAR)], objects=[bag(2.0)])
+
+
+def test_littering_after_dwell_when_owner_walks_away():
+    run = Run()
+    left_bag(run)
+    assert run.frames(1.0, people=[(7, FAR)], objects=[bag(2.0)]) == []  # not yet: dwell
+    acts = run.frames(4.0, people=[(7, FAR)], objects=[bag(2.0)])
+    assert len(acts) == 1
+    act = acts[0]
+    assert act.kind == "littering" and act.box == BAG and act.zone == WHOLE_VIEW
+    assert act.t_release == 2.0 and 4.0 + ActsConfig().dwell_s <= act.t_notify <= 7.0
+    assert act.severity == "small"  # 40 px against a 200 px person
+    assert act.litter_id in run.watched
+    assert run.frames(10.0, objects=[bag(2.0)]) == []  # one act per litter
+
+
+def test_no_act_while_owner_stays():
+    run = Run()
+    left_bag(run)
+    assert run.frames(20.0, people=[(7, NEAR)], objects=[bag(2.0)]) == []
+
+
+def test_object_without_anyone_near_is_not_littering():
+    # A static region with nobody around when it appeared: a shadow, a light patch.
+    run = Run()
+    run.frames(2.0, people=[(7, FAR)])
+    assert run.frames(20.0, people=[(7, FAR)], objects=[bag(2.0)]) == []
+
+
+def test_scenery_is_never_litter():
+    run = Run()
+    run.frames(2.0, people=[(7, NEAR)])
+    car = StaticObject(1, BAG, 2.0, "added", "car", True, 0.005)
+    assert run.frames(20.0, people=[(7, FAR)], objects=[car]) == []
+
+
+def test_passer_by_occluding_litter_is_not_a_cleanup():
+    run = Run()
+    left_bag(run)
+    run.frames(5.0, people=[(7, FAR)], objects=[bag(2.0)])
+    assert [a.kind for a in run.acts] == ["littering"]
+    # Someone walks over the spot: while they cover it the region looks changed...
+    run.frames(2.0, people=[(9, NEAR)], changed={1: 0.9})
+    # ...and after they left it looks as it did: the bag is still there.
+    assert run.frames(10.0, people=[(9, FAR)], changed={1: 0.05}) == []
+
+
+def test_cleanup_of_litter_taken_away():
+    run = Run()
+    left_bag(run)
+    run.frames(5.0, people=[(7, FAR)], objects=[bag(2.0)])
+    lid = run.acts[0].litter_id
+    run.frames(2.0, people=[(9, NEAR)], changed={lid: 0.9})
+    acts = run.frames(5.0, people=[(9, FAR)], changed={lid: 0.9})
+    assert [(a.kind, a.litter_id, a.box) for a in acts] == [("cleanup", lid, BAG)]
+    assert lid not in run.watched
+
+
+def test_change_without_a_person_is_not_a_cleanup():
+    run = Run()
+    left_bag(run)
+    run.frames(5.0, people=[(7, FAR)], objects=[bag(2.0)])
+    lid = run.acts[0].litter_id
+    run.frames(30.0)  # the person has long gone
+    assert run.frames(10.0, changed={lid: 0.9}) == []
+
+
+def test_cleanup_of_litter_present_at_start():
+    # A bottle detected lying there in the first seconds is existing litter: no act...
+    run = Run()
+    bottle = Sighting(BAG, "bottle", 0.6)
+    assert run.frames(4.0, sightings=[bottle]) == []
+    assert len(run.watched) == 1
+    lid = next(iter(run.watched))
+    # ...until a person picks it up and carries it off.
+    run.frames(2.0, people=[(3, NEAR)], changed={lid: 0.2})
+    acts = run.frames(4.0, people=[(3, FAR)], changed={lid: 0.95})
+    assert [(a.kind, a.litter_id, a.object_class) for a in acts] == [("cleanup", lid, "bottle")]
+
+
+def test_removed_object_taken_by_a_person_is_a_cleanup():
+    # Something that was part of the scene (never detected) is taken by an upright person.
+    run = Run()
+    run.frames(4.0)
+    run.frames(2.0, people=[(5, NEAR)])
+    acts = run.frames(5.0, people=[(5, FAR)], objects=[bag(5.0, change="removed")])
+    assert [a.kind for a in acts] == ["cleanup"]
+
+
+def test_reappearing_object_gives_no_second_littering():
+    run = Run()
+    left_bag(run)
+    run.frames(5.0, people=[(7, FAR)], objects=[bag(2.0)])
+    lid = run.acts[0].litter_id
+    run.frames(2.0, people=[(9, NEAR)], changed={lid: 0.9})
+    run.frames(5.0, people=[(9, FAR)], changed={lid: 0.9})
+    assert [a.kind for a in run.acts] == ["littering", "cleanup"]
+    # Put back by someone and left: same location, no new littering act.
+    run.frames(2.0, people=[(9, NEAR)], objects=[bag(20.0, key=5)])
+    run.frames(10.0, people=[(9, FAR)], objects=[bag(20.0, key=5)])
+    assert [a.kind for a in run.acts] == ["littering", "cleanup"]
+    assert lid in run.watched  # re-armed: a later clean-up refers to the same litter
+
+
+def test_no_new_acts_right_after_a_lighting_jump():
+    run = Run()
+    run.frames(2.0, people=[(7, NEAR)])
+    run.frames(0.2, people=[(7, FAR)], relit=True)
+    assert run.frames(ActsConfig().settle_s - 0.4, people=[(7, FAR)], objects=[bag(2.4)]) == []
+
+
+def test_zone_from_the_foot_point():
+    zones = ZoneMap(CameraConfig(zones=[
+        ZoneConfig(id="path", polygon=[(0, 0), (640, 0), (640, 320), (0, 320)]),
+        ZoneConfig(id="kerb", polygon=[(0, 320), (640, 320), (640, 480), (0, 480)]),
+    ]))
+    run = Run(zones=zones)
+    left_bag(run)
+    # The bag's box spans both zones (y 300-340); its foot point (420, 340) is on the kerb.
+    acts = run.frames(5.0, people=[(7, FAR)], objects=[bag(2.0)])
+    assert [a.zone for a in acts] == ["kerb"]
+
+
+def test_outside_every_zone_is_not_watched():
+    zones = ZoneMap(CameraConfig(zones=[ZoneConfig(id="top", polygon=[(0, 0), (640, 0), (640, 100), (0, 100)])]))
+    run = Run(zones=zones)
+    left_bag(run)
+    assert run.frames(5.0, people=[(7, FAR)], objects=[bag(2.0)]) == []
+
+
+# -- the whole pipeline on real clips (each a few seconds) -------------------------------------------
+
+
+def _acts(clip: Path):
+    from detector.replay import iterate
+
+    return [a for r in iterate(clip, Settings()) for a in r.acts]
+
+
+def _centre_dist(a, b) -> float:
+    return ((a[0] + a[2] - b[0] - b[2]) ** 2 + (a[1] + a[3] - b[1] - b[3]) ** 2) ** 0.5 / 2
+
+
+def test_aboda_video4_one_left_bag(footage_dir: Path, model_dir: Path):
+    acts = _acts(footage_dir / "aboda_video4.avi")
+    assert [a.kind for a in acts] == ["littering"]
+    assert 8.0 <= acts[0].t_notify <= 23.0
+    assert _centre_dist(acts[0].box, (448, 360, 510, 415)) < 30
+
+
+def test_pets2009_negative(footage_dir: Path, model_dir: Path):
+    assert _acts(footage_dir / "pets2009_vtest_480x360.avi") == []
+
+
+def test_aboda_cycle_littering_then_cleanup(footage_dir: Path, model_dir: Path):
+    acts = _acts(footage_dir / "aboda_video4_cycle.mp4")
+    assert [a.kind for a in acts] == ["littering", "cleanup"]
+    assert acts[0].litter_id == acts[1].litter_id
+    assert 8.0 <= acts[0].t_notify <= 23.0 and 63.5 <= acts[1].t_notify <= 75.0

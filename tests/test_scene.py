@@ -1,0 +1,118 @@
+"""Scene memory on real and synthetic frames: static objects, removals, lighting, people."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from detector.config import SceneConfig
+from detector.scene import SceneMemory, SceneView
+from detector.sources import FileSource
+
+FPS = 5.0
+OBJ = (300, 300, 360, 350)  # where a dark object is put down (source pixels)
+
+
+def _textured(w: int = 640, h: int = 480) -> np.ndarray:
+    rng = np.random.default_rng(1)
+    grey = cv2.GaussianBlur(rng.integers(90, 170, (h, w), dtype=np.uint8), (0, 0), 3)
+    return cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
+
+
+@pytest.fixture(scope="module")
+def street(footage_dir: Path) -> np.ndarray:
+    """A real frame: the ABODA sidewalk before anyone comes."""
+    return next(iter(FileSource(footage_dir / "aboda_video4.avi", FPS))).image
+
+
+def _with_object(image: np.ndarray, box=OBJ, value: int = 25) -> np.ndarray:
+    out = image.copy()
+    cv2.rectangle(out, box[:2], box[2:], (value, value, value), -1)
+    return out
+
+
+def _feed(scene: SceneMemory, image: np.ndarray, t: float, seconds: float, **kw) -> tuple[float, list[SceneView]]:
+    views = []
+    for _ in range(round(seconds * FPS)):
+        views.append(scene.update(image, t, **kw))
+        t = round(t + 1 / FPS, 6)
+    return t, views
+
+
+def _near(a, b, tol: int = 12) -> bool:
+    return all(abs(x - y) <= tol for x, y in zip(a, b))
+
+
+def test_object_put_down_becomes_static_added():
+    scene = SceneMemory(SceneConfig())
+    bg = _textured()
+    t, views = _feed(scene, bg, 0.0, 5.0)
+    assert all(not v.objects for v in views)
+    t, views = _feed(scene, _with_object(bg), t, 5.0)
+    objs = views[-1].objects
+    assert len(objs) == 1
+    assert objs[0].change == "added" and _near(objs[0].box, OBJ)
+    assert 5.0 <= objs[0].since <= 5.4  # when it appeared, not when it was confirmed
+    assert not any(v.objects for v in views[: round(SceneConfig().persist_s * FPS)])  # persistence first
+
+
+def test_object_under_a_person_box_is_not_proposed():
+    scene = SceneMemory(SceneConfig())
+    bg = _textured()
+    t, _ = _feed(scene, bg, 0.0, 5.0)
+    person = (280, 150, 380, 360)
+    _, views = _feed(scene, _with_object(bg), t, 5.0, persons=[person])
+    assert views[-1].objects == ()
+
+
+def test_detector_box_gives_the_class():
+    scene = SceneMemory(SceneConfig())
+    bg = _textured()
+    t, _ = _feed(scene, bg, 0.0, 5.0)
+    _, views = _feed(scene, _with_object(bg), t, 5.0, objects=[(OBJ, "backpack", 0.4)])
+    assert [o.object_class for o in views[-1].objects] == ["backpack"]
+
+
+def test_removed_object_is_told_from_added(street: np.ndarray):
+    # The object is there from the start (part of the long-term model), then taken away.
+    scene = SceneMemory(SceneConfig())
+    t, _ = _feed(scene, _with_object(street), 0.0, 6.0)
+    _, views = _feed(scene, street, t, 5.0)
+    objs = views[-1].objects
+    assert len(objs) == 1 and objs[0].change == "removed" and _near(objs[0].box, OBJ)
+
+
+def test_watched_litter_reports_gone(street: np.ndarray):
+    scene = SceneMemory(SceneConfig())
+    t, _ = _feed(scene, street, 0.0, 5.0)
+    t, _ = _feed(scene, _with_object(street), t, 5.0)
+    scene.watch(1, OBJ)
+    t, views = _feed(scene, _with_object(street), t, 3.0)
+    assert views[-1].changed[1] < 0.1
+    _, views = _feed(scene, street, t, 4.0)
+    assert views[-1].changed[1] > 0.8
+    scene.unwatch(1)
+    assert 1 not in scene.update(street, 100.0).changed
+
+
+def test_lighting_jump_recalibrates(street: np.ndarray):
+    scene = SceneMemory(SceneConfig())
+    t, _ = _feed(scene, street, 0.0, 5.0)
+    brighter = cv2.convertScaleAbs(street, alpha=1.0, beta=60)
+    t, views = _feed(scene, brighter, t, 10.0)
+    assert views[0].relit
+    assert all(v.objects == () for v in views)
+    # The model now describes the brighter scene: a real change is still found.
+    _, views = _feed(scene, _with_object(brighter), t, 5.0)
+    assert len(views[-1].objects) == 1
+
+
+def test_tolerates_frames_without_detections(street: np.ndarray):
+    # A motion gate may skip the detector: the background model runs on every frame regardless.
+    scene = SceneMemory(SceneConfig())
+    t, _ = _feed(scene, street, 0.0, 5.0)
+    _, views = _feed(scene, _with_object(street), t, 5.0, persons=[], objects=[])
+    assert len(views[-1].objects) == 1
