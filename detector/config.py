@@ -361,9 +361,6 @@ def _check_polygon(zone: ZoneConfig, where: str) -> None:
     pts = np.asarray(zone.polygon, dtype=float)
     if len(np.unique(pts, axis=0)) < 3:
         raise UserError(f"{where}: needs at least 3 distinct points")
-    x, y = pts[:, 0], pts[:, 1]
-    if abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))) < 1e-9:
-        raise UserError(f"{where}: has zero area (points on one line)")
     n = len(pts)
     # Hand-written (shapely is not a dependency): proper crossings of non-adjacent edges, O(n^2).
     for i in range(n):
@@ -374,6 +371,9 @@ def _check_polygon(zone: ZoneConfig, where: str) -> None:
             c, d = pts[j], pts[(j + 1) % n]
             if _segments_cross(a, b, c, d):
                 raise UserError(f"{where}: edges {i + 1} and {j + 1} cross (self-intersecting polygon)")
+    x, y = pts[:, 0], pts[:, 1]
+    if abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))) < 1e-9:
+        raise UserError(f"{where}: has zero area (points on one line)")
 
 
 def _segments_cross(a, b, c, d) -> bool:
