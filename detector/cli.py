@@ -69,6 +69,10 @@ def _add_replay(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--acts", type=Path, default=None, help="write recognised acts as JSON lines here")
     p.add_argument("--events", type=Path, default=None, help="write signed events as JSON lines here (needs --key)")
     p.add_argument("--key", type=Path, default=None, help="camera private key for --events")
+    p.add_argument(
+        "--start-time", default="1970-01-01T00:00:00Z",
+        help="wall-clock time of the clip's first frame (RFC 3339) for event times (default: the Unix epoch)",
+    )
     p.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     p.set_defaults(handler=_run_replay)
 

@@ -81,6 +81,10 @@ def run(args: argparse.Namespace) -> int:
     clip = resolve_clip(args.clip)
     if args.events and not args.key:
         raise UserError("--events needs --key (the camera's private key)")
+    if args.key:
+        from detector.keys import load_private_key
+
+        load_private_key(args.key)  # fail before a long replay, not after it
     progress = sys.stderr.isatty() and not args.no_progress
     pipeline = Pipeline(settings)
     acts: list[Act] = []
@@ -143,4 +147,16 @@ def _open_video(path: Path, width: int, height: int, fps: float) -> cv2.VideoWri
 
 
 def _write_events(acts: list[Act], args: argparse.Namespace, settings: Settings) -> None:
-    raise UserError("--events is not available yet")
+    """Signed audit events: byte-identical for the same clip, config, key and start time."""
+    from datetime import datetime
+
+    from detector.events import sign_acts, write_jsonl
+
+    try:
+        start = datetime.fromisoformat(args.start_time.replace("Z", "+00:00"))
+    except ValueError:
+        raise UserError(f"--start-time: not an RFC 3339 time: {args.start_time!r}") from None
+    if start.tzinfo is None:
+        raise UserError(f"--start-time: give a time zone (e.g. {args.start_time}Z)")
+    cam = settings.camera
+    write_jsonl(sign_acts(acts, args.key, cam.site, cam.name, clip_start=start), args.events)

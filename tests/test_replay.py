@@ -64,3 +64,37 @@ def test_unwritable_output_is_one_line(tmp_path, footage_dir, model_dir):
     blocker.write_text("")
     r = replay(str(footage_dir / "indoor_bottle_throw_trash_0001.gif"), "--tracks", str(blocker / "x.jsonl"))
     assert r.returncode == 2 and "cannot write" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_replay_signed_audit_events_are_byte_identical_and_verify(tmp_path, footage_dir, model_dir):
+    keys = tmp_path / "keys"
+    subprocess.run([sys.executable, "-m", "detector", "keys", "generate", "--camera", "cam", "--out", str(keys)], check=True, capture_output=True)
+    outs = []
+    for run in ("a", "b"):
+        events = tmp_path / f"{run}.events.jsonl"
+        r = replay(str(footage_dir / "aboda_video4.avi"), "--events", str(events), "--key", str(keys / "cam.key"),
+                   "--acts", str(tmp_path / f"{run}.acts.jsonl"), "--start-time", "2026-11-26T08:00:00Z")
+        assert r.returncode == 0, r.stderr
+        outs.append(events.read_bytes())
+    assert outs[0] == outs[1] and outs[0]
+    acts = [json.loads(l) for l in (tmp_path / "a.acts.jsonl").read_text().splitlines()]
+    events = [json.loads(l) for l in outs[0].decode().splitlines()]
+    assert [e["data"]["act"] for e in events] == [a["kind"] for a in acts]
+    assert events[0]["time"].startswith("2026-11-26T08:00:")
+    ok = subprocess.run([sys.executable, "-m", "detector", "verify", str(tmp_path / "a.events.jsonl"), "--pubkey", str(keys / "cam.pub")],
+                        capture_output=True, text=True)
+    assert ok.returncode == 0 and ok.stdout.startswith("OK"), ok.stdout + ok.stderr
+    forged = tmp_path / "forged.jsonl"
+    forged.write_text(outs[0].decode().replace('"points":-', '"points":-1', 1))
+    bad = subprocess.run([sys.executable, "-m", "detector", "verify", str(forged), "--pubkey", str(keys / "cam.pub")],
+                         capture_output=True, text=True)
+    assert bad.returncode == 1 and bad.stdout.startswith("FAIL: record 1") and "signature" in bad.stdout
+
+
+def test_replay_events_needs_a_usable_key(tmp_path, footage_dir):
+    r = replay(str(footage_dir / "aboda_video4.avi"), "--events", str(tmp_path / "e.jsonl"))
+    assert r.returncode == 2 and "--key" in r.stderr
+    junk = tmp_path / "junk.key"
+    junk.write_text("not a key")
+    r = replay(str(footage_dir / "aboda_video4.avi"), "--events", str(tmp_path / "e.jsonl"), "--key", str(junk))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
