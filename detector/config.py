@@ -111,7 +111,7 @@ class ActsConfig(Section):
     gone_s: float = Field(2.0, ge=0, description="litter must look gone this long, after people left it, for a clean-up")
     touch_memory_s: float = Field(20.0, gt=0, description="a person overlap counts for a clean-up this long")
     settle_s: float = Field(2.0, ge=0, description="after a recalibration (lighting/camera motion), no new acts this long")
-    small_frac: float = Field(0.25, gt=0, description="object height below this fraction of a person's height: small item")
+    small_frac: float = Field(0.15, gt=0, description="object height below this fraction of a person's height: small item")
     bulky_frac: float = Field(0.6, gt=0, description="object height above this fraction of a person's height: bulky load")
     carryable_classes: list[str] = Field(
         default_factory=lambda: ["backpack", "umbrella", "handbag", "suitcase", "sports ball", "bottle", "wine glass",

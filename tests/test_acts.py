@@ -62,7 +62,7 @@ def test_littering_after_dwell_when_owner_walks_away():
     act = acts[0]
     assert act.kind == "littering" and act.box == BAG and act.zone == WHOLE_VIEW
     assert act.t_release == 2.0 and 4.0 + ActsConfig().dwell_s <= act.t_notify <= 7.0
-    assert act.severity == "small"  # 40 px against a 200 px person
+    assert act.severity == "bag"  # 40 px against a 200 px person (0.2 of their height)
     assert act.litter_id in run.watched
     assert run.frames(10.0, objects=[bag(2.0)]) == []  # one act per litter
 
