@@ -41,6 +41,17 @@ class DetectorConfig(Section):
     )
 
 
+class MotionConfig(Section):
+    """Motion gate: the detector runs only on frames with motion, people in view, or a periodic re-check."""
+
+    enabled: bool = Field(True, description="false: run the detector on every analysed frame")
+    width: int = Field(160, ge=32, le=1280, description="width of the small grey frame the gate compares")
+    pixel_threshold: int = Field(25, ge=1, le=255, description="grey-level change that counts as motion")
+    min_fraction: float = Field(0.002, ge=0, le=1, description="share of moving pixels that wakes the detector")
+    global_fraction: float = Field(0.5, gt=0, le=1, description="share of the view changing at once that means lights/exposure: recalibrate")
+    recheck_s: float = Field(2.0, gt=0, description="run the detector at least this often, to classify static objects")
+
+
 class TrackerConfig(Section):
     lost_track_buffer_s: float = Field(2.0, gt=0, description="how long a lost track is kept")
     track_activation_threshold: float = Field(0.4, ge=0, le=1)
@@ -130,6 +141,7 @@ class Settings(Section):
     camera: CameraConfig = CameraConfig()
     source: SourceConfig = SourceConfig()
     detector: DetectorConfig = DetectorConfig()
+    motion: MotionConfig = MotionConfig()
     tracker: TrackerConfig = TrackerConfig()
     scene: SceneConfig = SceneConfig()
     acts: ActsConfig = ActsConfig()

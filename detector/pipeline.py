@@ -15,7 +15,8 @@ from detector.acts import ActRecogniser, Person, Sighting
 from detector.config import Settings
 from detector.detection import ObjectDetector, build_detector
 from detector.scene import SceneMemory, SceneView
-from detector.tracking import Tracker
+from detector.motion import MotionGate
+from detector.tracking import Tracker, empty_tracks
 from detector.values import Act, Box, Frame
 from detector.zones import ZoneMap
 
@@ -39,14 +40,40 @@ class Pipeline:
         self.zones = ZoneMap(settings.camera)
         self.scene = SceneMemory(settings.scene)
         self.recogniser = ActRecogniser(settings.acts, self.zones, settings.camera.name)
+        m = settings.motion
+        self.gate = MotionGate(m.width, pixel_threshold=m.pixel_threshold, min_fraction=m.min_fraction,
+                               global_fraction=m.global_fraction) if m.enabled else None
+        self._last_detect_t = float("-inf")
+        self._tracks_in_view = False
+        self.detector_runs = 0
+        self.frames_seen = 0
+
+    def _detector_due(self, frame: Frame) -> bool:
+        """Run the detector on motion, while anything is tracked, or for the periodic re-check.
+
+        A quiet frame with nobody in view cannot hold a new act, and scene memory (which
+        runs on every frame) keeps watching static objects between detector runs.
+        """
+        if self.gate is None:
+            return True
+        motion = self.gate.update(frame.image)
+        recheck = frame.time_s - self._last_detect_t >= self.settings.motion.recheck_s
+        return motion.active or self._tracks_in_view or recheck
 
     def process(self, frame: Frame, detections: sv.Detections | None = None) -> FrameResult:
         """One frame. `detections` given (or a skipped detector) is fine: scene memory runs anyway."""
+        self.frames_seen += 1
         t0 = time.perf_counter()
-        if detections is None:
+        if detections is None and self._detector_due(frame):
             detections = self.detector.detect(frame.image)
+            self.detector_runs += 1
+            self._last_detect_t = frame.time_s
         detector_ms = (time.perf_counter() - t0) * 1000
-        tracks = self.tracker.update(detections, frame.time_s)
+        if detections is None:  # gated off: nothing tracked, nothing moving
+            detections, tracks = empty_tracks(), empty_tracks()
+        else:
+            tracks = self.tracker.update(detections, frame.time_s)
+            self._tracks_in_view = len(tracks) > 0
         people, others = self._split(detections, tracks)
         view = self.scene.update(
             frame.image, frame.time_s, [p.box for p in people], [(s.box, s.object_class, s.score) for s in others]
