@@ -116,6 +116,7 @@ class ActRecogniser:
         self._startup_done = False
         self._candidates: dict[int, _Candidate] = {}
         self._first_seen: dict[int, float] = {}  # static region key -> first time reported
+        self._vehicles: deque[tuple[float, list[Box]]] = deque()  # recent vehicle boxes
         self._litter: dict[int, _Litter] = {}
         self._next_litter = 1
         self._settle_until = -1.0
@@ -142,6 +143,11 @@ class ActRecogniser:
         horizon = max(cfg.owner_lookback_s, cfg.touch_memory_s) + 1.0
         while self._people and time_s - self._people[0][0] > horizon:
             self._people.popleft()
+        vehicles = [s.box for s in sightings if s.object_class in cfg.vehicle_classes]
+        if vehicles:
+            self._vehicles.append((time_s, vehicles))
+        while self._vehicles and time_s - self._vehicles[0][0] > cfg.vehicle_memory_s:
+            self._vehicles.popleft()
         if view.relit:
             self._settle_until = time_s + cfg.settle_s
             self._candidates.clear()
@@ -203,6 +209,9 @@ class ActRecogniser:
         if cand.done:
             return
         cand.box, cand.object_class = obj.box, obj.object_class
+        if self._by_vehicle(cand.box):
+            cand.done = True  # a door, a load, or ground a vehicle uncovered
+            return
         if any(self._attends(p, cand.box) for p in people):
             cand.unattended_since = None
         elif cand.unattended_since is None:
@@ -215,6 +224,12 @@ class ActRecogniser:
             return
         if cand.owner is None:
             self._find_owner(cand, t)
+        if self._person_ghost(cand) or cand.box[1] <= 0:
+            # Where someone stood still, not something they left; or cut by the top of the
+            # view: an object lying on the ground is seen whole, so this is something tall
+            # or overhead (a person leaving the view, foliage).
+            cand.done = True
+            return
         if (
             cand.owner is not None
             and _size(cand.box) >= cfg.min_size_frac * cand.owner_height
@@ -238,10 +253,43 @@ class ActRecogniser:
                 continue
             for p in people:
                 d = gap(p.box, cand.box)
-                if d <= self.cfg.owner_reach * p.height and (best is None or d < best[0]):
+                # A dropped object comes to rest on the ground the person stands on, so its
+                # bottom is near their foot line; a change up at head height (foliage, a
+                # load on a truck, someone leaving at the top of the view) was not dropped.
+                grounded = abs(cand.box[3] - p.box[3]) <= self.cfg.foot_band * p.height
+                if grounded and d <= self.cfg.owner_reach * p.height and (best is None or d < best[0]):
                     best = (d, p)
         if best is not None:
             cand.owner, cand.owner_height = best[1].track_id, best[1].height
+
+    def _by_vehicle(self, box: Box) -> bool:
+        """On or next to a vehicle seen lately, and not clearly in front of it on the ground
+        (its bottom below the vehicle's): part of the vehicle or of where it stood."""
+        m = self.cfg.vehicle_margin
+        for _, boxes in self._vehicles:
+            for v in boxes:
+                dx, dy = (v[2] - v[0]) * m, (v[3] - v[1]) * m
+                near = overlaps((v[0] - dx, v[1] - dy, v[2] + dx, v[3] + dy), box)
+                if near and box[3] < v[3] + dy:
+                    return True
+        return False
+
+    def _person_ghost(self, cand: _Candidate) -> bool:
+        """A region about as tall as a person whose box held it just before it appeared is
+        that person (stood still, then left), not an object they put down."""
+        cfg = self.cfg
+        b = cand.box
+        area = max(1, (b[2] - b[0]) * (b[3] - b[1]))
+        for ts, people in self._people:
+            if not cand.since - cfg.owner_lookback_s <= ts <= cand.since:
+                continue
+            for p in people:
+                x1, y1 = max(b[0], p.box[0]), max(b[1], p.box[1])
+                x2, y2 = min(b[2], p.box[2]), min(b[3], p.box[3])
+                inside = max(0, x2 - x1) * max(0, y2 - y1) / area
+                if inside >= 0.5 and b[3] - b[1] >= cfg.person_like_frac * p.height:
+                    return True
+        return False
 
     def _attends(self, p: Person, box: Box) -> bool:
         size = max(box[2] - box[0], box[3] - box[1])

@@ -30,14 +30,19 @@ class DetectorConfig(Section):
     score_threshold: float | None = Field(None, ge=0, le=1, description="default: the model's own")
     nms_iou: float = Field(0.45, gt=0, le=1)
     threads: int = Field(1, ge=1, le=64, description="onnxruntime intra-op threads")
-    # Persons plus the COCO classes that people carry and drop. Scenery classes (bench,
-    # car, ...) are still detected when listed here; the default keeps the pipeline lean.
+    # Persons, the COCO classes that people carry and drop, and the scenery classes
+    # (vehicles, furniture): scene memory needs to see a vehicle to know that what changes
+    # around it (a door, a load, the ground it uncovers) is not litter.
     classes: list[str] = Field(
         default_factory=lambda: [
             "person", "backpack", "umbrella", "handbag", "suitcase", "sports ball",
             "bottle", "wine glass", "cup", "bowl", "banana", "apple", "sandwich",
             "orange", "pizza", "donut", "cell phone", "book", "teddy bear", "vase",
-        ]
+            "bicycle", "car", "motorcycle", "bus", "truck", "boat", "train", "airplane",
+            "bench", "chair", "couch", "potted plant", "dining table", "bed", "toilet", "tv",
+            "refrigerator", "fire hydrant", "stop sign", "parking meter", "traffic light",
+        ],
+        description="detector classes reported; scenery classes must be here to be recognised as scenery",
     )
 
 
@@ -116,6 +121,8 @@ class ActsConfig(Section):
     attend_person_frac: float = Field(0.15, ge=0, description="...or within this fraction of that person's height")
     owner_reach: float = Field(1.0, gt=0, description="an owner was within this many person heights when the object appeared")
     owner_lookback_s: float = Field(4.0, ge=0, description="how far back to look for the owner around the appearance")
+    foot_band: float = Field(0.35, ge=0, le=2, description="an owner's foot line is within this fraction of their height of the object's bottom (same ground)")
+    person_like_frac: float = Field(0.7, gt=0, le=2, description="a region this tall against the person box that held it is that person's ghost")
     startup_s: float = Field(3.0, ge=0, description="carryable objects detected this early are existing litter")
     startup_min_score: float = Field(0.3, ge=0, le=1, description="detector score for existing litter at startup")
     gone_fraction: float = Field(0.5, gt=0, le=1, description="a litter region this changed counts as gone")
@@ -124,6 +131,12 @@ class ActsConfig(Section):
     settle_s: float = Field(2.0, ge=0, description="after a recalibration (lighting/camera motion), no new acts this long")
     small_frac: float = Field(0.15, gt=0, description="object height below this fraction of a person's height: small item")
     bulky_frac: float = Field(0.6, gt=0, description="object height above this fraction of a person's height: bulky load")
+    vehicle_classes: list[str] = Field(
+        default_factory=lambda: ["car", "truck", "bus", "motorcycle", "bicycle", "boat", "train", "airplane"],
+        description="detector classes whose doors, loads and uncovered ground are never litter",
+    )
+    vehicle_margin: float = Field(0.1, ge=0, le=1, description="a region within this fraction of a vehicle's size of its box belongs to it")
+    vehicle_memory_s: float = Field(10.0, ge=0, description="where a vehicle was seen this recently, changes belong to it")
     carryable_classes: list[str] = Field(
         default_factory=lambda: ["backpack", "umbrella", "handbag", "suitcase", "sports ball", "bottle", "wine glass",
                                  "cup", "bowl", "banana", "apple", "sandwich", "orange", "pizza", "donut",

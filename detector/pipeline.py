@@ -73,7 +73,9 @@ class Pipeline:
             detections, tracks = empty_tracks(), empty_tracks()
         else:
             tracks = self.tracker.update(detections, frame.time_s)
-            self._tracks_in_view = len(tracks) > 0
+            # A parked vehicle or a bench is tracked too, but needs no detector on every frame.
+            scenery = set(self.settings.scene.scenery_classes)
+            self._tracks_in_view = any(self.class_names[int(c)] not in scenery for c in tracks.class_id)
         people, others = self._split(detections, tracks)
         view = self.scene.update(
             frame.image, frame.time_s, [p.box for p in people], [(s.box, s.object_class, s.score) for s in others]

@@ -91,6 +91,7 @@ class SceneMemory:
         self._t_prev: float | None = None
         self._t_reset = 0.0
         self._warm: list[np.ndarray] = []
+        self._unseen: np.ndarray | None = None  # pixels covered by people all through warm-up
         self._regions: list[_Region] = []
         self._watch: dict[int, _Watch] = {}
         self._next_key = 1
@@ -178,11 +179,17 @@ class SceneMemory:
         # Selective update: the long-term model learns neither under people nor under
         # candidate objects and known litter, so those stay foreground against it.
         if warming:
-            self._warm.append(g)
+            self._warm.append(np.where(person_mask, np.nan, g))
         elif self._warm:
             # End of warm-up: the per-pixel median of the warm-up frames drops anyone who
-            # was passing through (a running mean would keep a faint ghost of them).
-            self._L = np.median(np.stack(self._warm[-cfg.warmup_frames :]), axis=0).astype(np.float32)
+            # was passing through (a running mean would keep a faint ghost of them). Pixels
+            # under a person box do not vote: someone standing through most of the warm-up
+            # would otherwise become part of the "empty" scene and leave a ghost on leaving.
+            stack = np.stack(self._warm[-cfg.warmup_frames :])
+            seen = ~np.isnan(stack).all(axis=0)
+            self._L[seen] = np.nanmedian(stack[:, seen], axis=0)
+            # Never seen uncovered: unknown ground, adopted once it is seen still and uncovered.
+            self._unseen = ~seen
             self._since[:] = np.nan
             self._warm = []
         learn = np.ones(g.shape, bool) if warming else ~(person_mask | self._freeze_mask(time_s))
@@ -199,6 +206,13 @@ class SceneMemory:
         self._still[stable & np.isnan(self._still)] = time_s
         old_enough = (time_s - np.nan_to_num(self._since, nan=np.inf)) >= cfg.persist_s
         still_enough = (time_s - np.nan_to_num(self._still, nan=np.inf)) >= cfg.persist_s
+        if self._unseen is not None and not warming:
+            adopt = self._unseen & still_enough & ~person_mask
+            if adopt.any():
+                self._L[adopt] = self._S[adopt]
+                self._since[adopt] = np.nan
+                self._unseen &= ~adopt
+                differs &= ~adopt
         static = differs & still_enough & ~person_mask & old_enough
         static = cv2.morphologyEx(static.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
         # Close generously: one object often splits into pieces (its parts match the ground).
@@ -212,7 +226,8 @@ class SceneMemory:
     # -- internals ----------------------------------------------------------------------------
     def _reset(self, g: np.ndarray, time_s: float) -> None:
         self._t_reset = time_s
-        self._warm = [g]
+        self._warm = []  # filled by the next frames, which know where people are
+        self._unseen = None
         self._L = g.copy()
         self._S = g.copy()
         self._since = np.full(g.shape, np.nan, np.float32)

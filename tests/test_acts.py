@@ -87,6 +87,49 @@ def test_scenery_is_never_litter():
     assert run.frames(20.0, people=[(7, FAR)], objects=[car]) == []
 
 
+def test_change_at_head_height_is_not_dropped_litter():
+    # Something settles up at the person's head height (foliage, a load on a truck): no one's
+    # feet are near its bottom, so nobody could have dropped it there.
+    run = Run()
+    high = StaticObject(1, (400, 140, 440, 180), 2.0, "added", "unknown", False, 0.005)
+    run.frames(2.0, people=[(7, NEAR)])
+    run.frames(2.0, people=[(7, NEAR)], objects=[high])
+    assert run.frames(20.0, people=[(7, FAR)], objects=[high]) == []
+
+
+def test_where_a_person_stood_is_not_litter():
+    # A person-sized region where someone stood still, left behind when they walk on.
+    run = Run()
+    ghost = StaticObject(1, (385, 150, 435, 340), 2.0, "added", "unknown", False, 0.02)
+    run.frames(2.0, people=[(7, NEAR)])
+    assert run.frames(20.0, people=[(7, FAR)], objects=[ghost]) == []
+
+
+def test_region_cut_by_the_top_of_the_view_is_not_litter():
+    run = Run()
+    top = StaticObject(1, (400, 0, 440, 40), 2.0, "added", "unknown", False, 0.005)
+    run.frames(2.0, people=[(7, (380, 0, 440, 60))])  # someone half out of view at the top
+    assert run.frames(20.0, people=[(7, FAR)], objects=[top]) == []
+
+
+TRUCK = (300, 120, 560, 330)
+
+
+@pytest.mark.parametrize("box, litter", [
+    ((400, 300, 440, 340), False),  # under the tailgate: part of the truck or of its load
+    ((400, 360, 440, 400), True),  # clearly in front of it on the ground
+])
+def test_changes_at_a_vehicle_are_not_litter(box, litter):
+    run = Run()
+    truck = Sighting(TRUCK, "truck", 0.6)
+    near = (box[0] - 20, box[3] - 200, box[2], box[3])  # a person standing at the object
+    obj = StaticObject(1, box, 2.0, "added", "unknown", False, 0.005)
+    run.frames(2.0, people=[(7, near)], sightings=[truck])
+    run.frames(2.0, people=[(7, near)], objects=[obj], sightings=[truck])
+    acts = run.frames(6.0, people=[(7, FAR)], objects=[obj], sightings=[truck])
+    assert [a.kind for a in acts] == (["littering"] if litter else [])
+
+
 def test_passer_by_occluding_litter_is_not_a_cleanup():
     run = Run()
     left_bag(run)

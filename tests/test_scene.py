@@ -59,6 +59,20 @@ def test_object_put_down_becomes_static_added():
     assert not any(v.objects for v in views[: round(SceneConfig().persist_s * FPS)])  # persistence first
 
 
+def test_person_standing_through_warm_up_leaves_no_ghost():
+    # Someone stands still for the whole warm-up and then walks off: the ground they hid
+    # was never seen, so it is learnt when uncovered, not reported as a change.
+    scene = SceneMemory(SceneConfig())
+    bg = _textured()
+    person = (280, 150, 380, 360)
+    t, _ = _feed(scene, _with_object(bg, person, 40), 0.0, SceneConfig().warmup_s + 1.0, persons=[person])
+    _, views = _feed(scene, bg, t, 6.0)
+    assert all(v.objects == () for v in views)
+    # The place is watched normally afterwards: something put down there is found.
+    _, views = _feed(scene, _with_object(bg), t + 6.0, 5.0)
+    assert len(views[-1].objects) == 1
+
+
 def test_object_under_a_person_box_is_not_proposed():
     scene = SceneMemory(SceneConfig())
     bg = _textured()
