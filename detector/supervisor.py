@@ -4,8 +4,10 @@
 - A worker that dies is restarted after an exponential backoff (reset once it has stayed
   up for `stable_after_s`); a file camera that reaches its end without `loop` is finished
   and not restarted. One camera failing never touches the others.
-- SIGTERM/SIGINT: the shared stop event and SIGTERM ask every worker to flush its outbox
-  and exit; whoever is still alive after `stop_timeout_s` is killed.
+- SIGTERM/SIGINT: SIGTERM to every worker asks it to flush its outbox and exit; whoever is
+  still alive after `stop_timeout_s` is killed. (No multiprocessing Event: a waiter killed
+  with SIGKILL leaves it inconsistent, and set() then blocks forever.) Workers also stop
+  by themselves when the supervisor dies.
 - The camera state table goes to stderr periodically; /metrics and /healthz are served.
 """
 
@@ -13,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
-import queue as queue_mod
 import signal
 import socket
 import sys
@@ -34,6 +35,7 @@ log = logging.getLogger("detector.supervisor")
 class _Slot:
     cam: SiteCamera
     proc: mp.process.BaseProcess | None = None
+    conn: object | None = None  # read end of this worker's stats pipe
     started: float = 0.0
     next_start: float = 0.0
     backoff: float = 0.0
@@ -69,22 +71,27 @@ class Supervisor:
             raise UserError("no enabled camera in the site config")
         self.slots = {c.name: _Slot(c, backoff=self.cfg.restart_backoff_initial_s) for c in cams}
         self.metrics = SiteMetrics(site.site, list(self.slots), site.metrics.stale_after_s)
-        self.queue = self.ctx.Queue(maxsize=10_000)
-        self.stop_event = self.ctx.Event()
         self._stopping = threading.Event()
+        self._signalled = False
         self.server = None
         self.metrics_port = site.metrics.port if metrics_port is None else metrics_port
 
     # -- lifecycle -------------------------------------------------------------------------
     def request_stop(self, *_args) -> None:
-        self._stopping.set()
+        # Only a plain attribute here: this runs as a signal handler, and Event.set() from a
+        # handler can deadlock with the main thread waiting on that Event.
+        self._signalled = True
 
     def _start(self, slot: _Slot) -> None:
         name = slot.cam.name
-        proc = self.ctx.Process(target=worker_main, args=(self.site, name, self.queue, self.stop_event),
+        # One pipe per worker, not a shared Queue: a worker killed while holding a shared
+        # queue's write lock would silence every other worker's reports.
+        reader, writer = self.ctx.Pipe(duplex=False)
+        proc = self.ctx.Process(target=worker_main, args=(self.site, name, writer),
                                 name=f"camera-{name}")
         proc.start()
-        slot.proc, slot.started = proc, time.monotonic()
+        writer.close()
+        slot.proc, slot.conn, slot.started = proc, reader, time.monotonic()
         self.metrics.set_supervised(name, state="running", pid=proc.pid, since=time.time())
         log.info("camera %r: worker started (pid %d)", name, proc.pid)
 
@@ -92,11 +99,14 @@ class Supervisor:
         proc, name = slot.proc, slot.cam.name
         code = proc.exitcode
         proc.join(0)
-        slot.proc = None
         self._drain()
+        slot.proc = None
+        if slot.conn is not None:
+            slot.conn.close()
+            slot.conn = None
         finished = self.metrics.latest.get(name, {}).get("state") == "finished"
         self.metrics.retire(name)
-        if code == 0 and (finished or self._stopping.is_set()):
+        if code == 0 and (finished or self._signalled or self._stopping.is_set()):
             slot.done = True
             self.metrics.set_supervised(name, state="finished" if finished else "stopped", pid=None)
             log.info("camera %r: worker %s", name, "finished its file" if finished else "stopped")
@@ -111,13 +121,16 @@ class Supervisor:
         slot.backoff = min(slot.backoff * 2, self.cfg.restart_backoff_max_s)
 
     def _drain(self) -> None:
-        while True:
+        for slot in self.slots.values():
+            conn = slot.conn
             try:
-                kind, camera, payload = self.queue.get_nowait()
-            except (queue_mod.Empty, EOFError, OSError):
-                return
-            if kind == "stats":
-                self.metrics.update(camera, payload)
+                while conn is not None and conn.poll():
+                    kind, camera, payload = conn.recv()
+                    if kind == "stats":
+                        self.metrics.update(camera, payload)
+            except (EOFError, OSError):  # the worker is gone; _reap notices and restarts it
+                conn.close()
+                slot.conn = None
 
     def run(self) -> int:
         if threading.current_thread() is threading.main_thread():
@@ -139,7 +152,7 @@ class Supervisor:
             self._start(slot)
         last_table = time.monotonic()
         try:
-            while not self._stopping.is_set():
+            while not (self._signalled or self._stopping.is_set()):
                 self._drain()
                 now = time.monotonic()
                 for slot in self.slots.values():
@@ -153,14 +166,13 @@ class Supervisor:
                 if now - last_table >= self.cfg.state_log_interval_s:
                     last_table = now
                     log.info("camera states:\n%s", self.metrics.table())
-                self._stopping.wait(0.2)
+                time.sleep(0.2)  # a signal interrupts the sleep and sets _signalled
         finally:
             self._shutdown()
         return 0
 
     def _shutdown(self) -> None:
         self._stopping.set()
-        self.stop_event.set()
         live = [s for s in self.slots.values() if s.proc is not None and s.proc.is_alive()]
         for s in live:
             s.proc.terminate()  # SIGTERM: the worker stops reading, flushes its outbox and exits

@@ -1,7 +1,7 @@
 """One camera's worker: source -> pipeline -> blurred evidence -> signed event in the outbox -> sinks.
 
 `CameraWorker.run()` is the whole life of one camera; `worker_main` runs it as a child
-process of the supervisor and reports cumulative counters on a queue once a second (the
+process of the supervisor and reports cumulative counters on its own pipe once a second (the
 supervisor turns them into Prometheus metrics and health). Track ids and unblurred
 frames never leave this process: only acts, blurred JPEGs and signed events do.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import signal
 import threading
 import time
@@ -305,19 +306,33 @@ class CameraWorker:
             self.report(dataclasses.replace(st, latency_counts=list(st.latency_counts)))
 
 
-def worker_main(site: SiteConfig, camera_name: str, queue, stop_event) -> None:
+def worker_main(site: SiteConfig, camera_name: str, conn) -> None:
     """Child-process entry point (multiprocessing spawn/forkserver)."""
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {camera_name} %(levelname)s %(message)s")
     cam = next(c for c in site.cameras if c.name == camera_name)
     local_stop = threading.Event()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the supervisor decides
-    signal.signal(signal.SIGTERM, lambda *_: local_stop.set())
-    threading.Thread(target=lambda: (stop_event.wait(), local_stop.set()), daemon=True).start()
+    # SIGTERM is taken by a thread with sigwait, not by a handler: a handler calling Event.set()
+    # while the main thread waits on that same Event deadlocks. Block it before any thread starts.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    threading.Thread(target=lambda: (signal.sigwait({signal.SIGTERM}), local_stop.set()), daemon=True).start()
+    parent = os.getppid()
+
+    def orphan_watch() -> None:  # the supervisor died without stopping us: stop, do not run headless
+        while not local_stop.wait(1.0):
+            if os.getppid() != parent:
+                log.warning("supervisor is gone; stopping")
+                local_stop.set()
+
+    threading.Thread(target=orphan_watch, daemon=True).start()
+
+    send_lock = threading.Lock()
 
     def report(stats: WorkerStats) -> None:
         try:
-            queue.put_nowait(("stats", camera_name, dataclasses.asdict(stats)))
-        except Exception:  # a full or closed queue must never stop the camera
+            with send_lock:
+                conn.send(("stats", camera_name, dataclasses.asdict(stats)))
+        except (OSError, ValueError):  # the supervisor is gone: the orphan watch stops us
             pass
 
     worker = CameraWorker(site, cam, local_stop, report)
