@@ -234,7 +234,10 @@ class PrivacyConfig(Section):
     snapshots: bool = Field(True, description="store a face-blurred JPEG with each act")
     face_model: str = Field("yunet-dynamic", description="face model from models/manifest.yaml (family yunet)")
     face_model_path: Path | None = Field(None, description="explicit ONNX file; overrides the lookup")
-    face_score_threshold: float | None = Field(None, ge=0, le=1, description="default: the model's own")
+    face_score_threshold: float = Field(
+        0.45, ge=0, le=1, description="blur what YuNet scores above this; below its own 0.6 to err towards blurring"
+    )
+    blur_passes: int = Field(2, ge=1, le=5, description="detect again on the blurred image and blur what is still found")
     face_max_side: int = Field(640, ge=64, le=4096, description="downscale frames to this long side for YuNet")
     face_margin: float = Field(0.3, ge=0, le=2, description="grow each face box by this fraction before blurring")
     head_fraction: float = Field(0.2, gt=0, le=1, description="top part of a person box blurred when no face is found in it")

@@ -3,7 +3,7 @@
 Faces are found with YuNet (onnxruntime, decoded in numpy as models/MODELS.md describes);
 as a fallback, the head region (top part, full width) of every person box that has no face
 inside it is blurred too, because YuNet misses small, turned-away or low-light faces.
-Blurring is pixelation followed by a heavy Gaussian, done in memory on a copy before JPEG
+Blurring is coarse pixelation followed by a heavy Gaussian, done in memory on a copy before JPEG
 encoding, so nothing unblurred ever reaches disk or the network.
 """
 
@@ -101,8 +101,8 @@ def blur_region(image: np.ndarray, box: np.ndarray | tuple) -> None:
     if x2 - x1 < 2 or y2 - y1 < 2:
         return
     roi = image[y1:y2, x1:x2]
-    bw, bh = max(1, (x2 - x1) // 12), max(1, (y2 - y1) // 12)  # ~12 px blocks at most
-    small = cv2.resize(roi, (max(1, (x2 - x1) // bw // 2), max(1, (y2 - y1) // bh // 2)), interpolation=cv2.INTER_AREA)
+    # 3x3 cells: finer pixelation keeps a face-shaped blob that YuNet still scores as a face.
+    small = cv2.resize(roi, (3, 3), interpolation=cv2.INTER_AREA)
     pix = cv2.resize(small, (x2 - x1, y2 - y1), interpolation=cv2.INTER_NEAREST)
     k = (max(x2 - x1, y2 - y1) // 2) | 1
     image[y1:y2, x1:x2] = cv2.GaussianBlur(pix, (k, k), 0)
@@ -136,10 +136,21 @@ class Redactor:
         return np.asarray(out, np.float32).reshape(-1, 4)
 
     def redact(self, image: np.ndarray, person_boxes: np.ndarray | None = None) -> np.ndarray:
-        """A blurred copy of `image` (the input is never modified)."""
+        """A blurred copy of `image` (the input is never modified).
+
+        Later passes look again at the blurred result: a face just under the threshold can
+        rise above it once a neighbouring region has changed.
+        """
         out = image.copy()
-        for box in self.regions(image, person_boxes):
-            blur_region(out, box)
+        regions = self.regions(image, person_boxes)
+        for i in range(self.cfg.blur_passes):
+            for box in regions:
+                blur_region(out, box)
+            if i + 1 == self.cfg.blur_passes:
+                break
+            regions = self.regions(out)
+            if not len(regions):
+                break
         return out
 
     def snapshot(self, image: np.ndarray, person_boxes: np.ndarray | None = None) -> bytes:
