@@ -59,5 +59,5 @@ def draw_frame(
     banner = [f"t={time_s:7.2f}s"] + [f"{a.kind.upper()} {a.object_class} ({a.severity}) zone {a.zone}" for a in acts]
     for i, text in enumerate(banner):
         colour = (255, 255, 255) if i == 0 else (LITTER_COLOUR if acts[i - 1].kind == "littering" else CLEANUP_COLOUR)
-        _label(out, text, 4, int((i + 1) * 30 * scale) + 4, colour, scale)
+        _label(out, text, 4, int((i + 1) * (40 * scale + 4)), colour, scale)
     return out
