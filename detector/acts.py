@@ -22,6 +22,8 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from detector.config import ActsConfig
 from detector.scene import SceneView, StaticObject
 from detector.values import Act, Box, Severity
@@ -233,6 +235,9 @@ class ActRecogniser:
         if (
             cand.owner is not None
             and _size(cand.box) >= cfg.min_size_frac * cand.owner_height
+            # Lying on the ground, anything one person carried stands lower than they do;
+            # a taller region is people standing together, or a part of the scene.
+            and cand.box[3] - cand.box[1] <= cfg.max_height_frac * cand.owner_height
             and t - cand.change_since >= cfg.confirm_s
             and t - cand.since >= cfg.min_static_s
             and cand.unattended_since is not None
@@ -275,20 +280,25 @@ class ActRecogniser:
         return False
 
     def _person_ghost(self, cand: _Candidate) -> bool:
-        """A region about as tall as a person whose box held it just before it appeared is
-        that person (stood still, then left), not an object they put down."""
+        """A region about as tall as a person, that person boxes mostly covered just before
+        it appeared, is where people stood (one, or a group standing together whose boxes
+        each hold only part of it), not an object they put down."""
         cfg = self.cfg
         b = cand.box
-        area = max(1, (b[2] - b[0]) * (b[3] - b[1]))
+        w, h = b[2] - b[0], b[3] - b[1]
+        if w <= 0 or h <= 0:
+            return False
         for ts, people in self._people:
             if not cand.since - cfg.owner_lookback_s <= ts <= cand.since:
                 continue
-            for p in people:
-                x1, y1 = max(b[0], p.box[0]), max(b[1], p.box[1])
-                x2, y2 = min(b[2], p.box[2]), min(b[3], p.box[3])
-                inside = max(0, x2 - x1) * max(0, y2 - y1) / area
-                if inside >= 0.5 and b[3] - b[1] >= cfg.person_like_frac * p.height:
-                    return True
+            near = [p for p in people if overlaps(p.box, b) and h >= cfg.person_like_frac * p.height]
+            if not near:
+                continue
+            covered = np.zeros((h, w), bool)  # union of the boxes, in the region's own pixels
+            for p in near:
+                covered[max(0, p.box[1] - b[1]) : max(0, p.box[3] - b[1]), max(0, p.box[0] - b[0]) : max(0, p.box[2] - b[0])] = True
+            if covered.mean() >= 0.5:
+                return True
         return False
 
     def _attends(self, p: Person, box: Box) -> bool:

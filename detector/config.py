@@ -101,6 +101,7 @@ class SceneConfig(Section):
     region_memory_s: float = Field(3.0, ge=0, description="a static region hidden this long keeps its key")
     candidate_hold_s: float = Field(30.0, gt=0, description="the long-term model stays frozen under a static region this long")
     ghost_ratio: float = Field(1.2, gt=0, description="old-outline/new-outline edge ratio above which a region counts as removed")
+    vote_max_area_ratio: float = Field(4.0, gt=0, description="a detection lends its class to a static region only if at most this many times its area")
     scenery_classes: list[str] = Field(
         default_factory=lambda: ["car", "truck", "bus", "motorcycle", "bicycle", "bench", "chair", "potted plant",
                                  "dining table", "couch", "bed", "toilet", "tv", "refrigerator", "fire hydrant",
@@ -122,6 +123,7 @@ class ActsConfig(Section):
     owner_reach: float = Field(1.0, gt=0, description="an owner was within this many person heights when the object appeared")
     owner_lookback_s: float = Field(4.0, ge=0, description="how far back to look for the owner around the appearance")
     foot_band: float = Field(0.35, ge=0, le=2, description="an owner's foot line is within this fraction of their height of the object's bottom (same ground)")
+    max_height_frac: float = Field(1.0, gt=0, description="a dropped object's region is at most this fraction of its owner's height tall")
     person_like_frac: float = Field(0.7, gt=0, le=2, description="a region this tall against the person box that held it is that person's ghost")
     startup_s: float = Field(3.0, ge=0, description="carryable objects detected this early are existing litter")
     startup_min_score: float = Field(0.3, ge=0, le=1, description="detector score for existing litter at startup")

@@ -179,6 +179,8 @@ class SceneMemory:
         # Selective update: the long-term model learns neither under people nor under
         # candidate objects and known litter, so those stay foreground against it.
         if warming:
+            # Samples under a person box or still moving (a passer-by nobody detected, a
+            # crowd) are not the empty scene: they do not vote in the warm-up median.
             self._warm.append(np.where(person_mask, np.nan, g))
         elif self._warm:
             # End of warm-up: the per-pixel median of the warm-up frames drops anyone who
@@ -188,7 +190,7 @@ class SceneMemory:
             stack = np.stack(self._warm[-cfg.warmup_frames :])
             seen = ~np.isnan(stack).all(axis=0)
             self._L[seen] = np.nanmedian(stack[:, seen], axis=0)
-            # Never seen uncovered: unknown ground, adopted once it is seen still and uncovered.
+            # Never seen uncovered and still: unknown ground, adopted once it is.
             self._unseen = ~seen
             self._since[:] = np.nan
             self._warm = []
@@ -281,7 +283,10 @@ class SceneMemory:
                 region.change = self._added_or_removed(mask)  # the whole region is visible now
             region.last_seen = time_s
             for obox, cls, score in objects:
-                if _iou_or_cover(self._to_small(obox), box_s) >= 0.5:
+                ob = self._to_small(obox)
+                # Same object only: a big box (a shelf, a car) around a small region lends
+                # it no class, or a bottle lying in front of a bench would become scenery.
+                if _iou_or_cover(ob, box_s) >= 0.5 and _area(ob) <= cfg.vote_max_area_ratio * _area(box_s):
                     region.votes[cls] = region.votes.get(cls, 0.0) + float(score)
             kept.append(region)
         # A region briefly hidden (by a passer-by) keeps its key for a while.
@@ -315,6 +320,10 @@ class SceneMemory:
         return "removed" if old > now * self.cfg.ghost_ratio else "added"
 
 
+
+
+def _area(b: tuple[int, int, int, int]) -> int:
+    return max(0, b[2] - b[0]) * max(0, b[3] - b[1])
 
 
 def _grow(box: Box, margin: float) -> Box:

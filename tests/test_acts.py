@@ -105,6 +105,24 @@ def test_where_a_person_stood_is_not_litter():
     assert run.frames(20.0, people=[(7, FAR)], objects=[ghost]) == []
 
 
+def test_where_a_group_stood_is_not_litter():
+    # Three people standing together; each box holds only a third of the region they leave.
+    run = Run()
+    group = [(1, (300, 140, 340, 340)), (2, (340, 140, 380, 340)), (3, (380, 140, 420, 340))]
+    ghost = StaticObject(1, (300, 160, 420, 340), 2.0, "added", "unknown", False, 0.07)
+    run.frames(2.0, people=group)
+    assert run.frames(20.0, people=[(1, FAR)], objects=[ghost]) == []
+
+
+def test_region_taller_than_its_owner_is_not_litter():
+    # Nobody carries off something that, lying on the ground, stands taller than they do.
+    run = Run()
+    tall = StaticObject(1, (440, 100, 520, 340), 2.0, "added", "unknown", False, 0.06)
+    run.frames(2.0, people=[(7, NEAR)])
+    run.frames(2.0, people=[(7, NEAR)], objects=[tall])
+    assert run.frames(20.0, people=[(7, FAR)], objects=[tall]) == []
+
+
 def test_region_cut_by_the_top_of_the_view_is_not_litter():
     run = Run()
     top = StaticObject(1, (400, 0, 440, 40), 2.0, "added", "unknown", False, 0.005)

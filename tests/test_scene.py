@@ -90,6 +90,15 @@ def test_detector_box_gives_the_class():
     assert [o.object_class for o in views[-1].objects] == ["backpack"]
 
 
+def test_big_box_around_a_small_region_lends_no_class():
+    # A shelf or a car detected around a small object is not that object's class.
+    scene = SceneMemory(SceneConfig())
+    bg = _textured()
+    t, _ = _feed(scene, bg, 0.0, 5.0)
+    _, views = _feed(scene, _with_object(bg), t, 5.0, objects=[((0, 0, 640, 480), "bench", 0.6)])
+    assert [(o.object_class, o.scenery) for o in views[-1].objects] == [("unknown", False)]
+
+
 def test_removed_object_is_told_from_added(street: np.ndarray):
     # The object is there from the start (part of the long-term model), then taken away.
     scene = SceneMemory(SceneConfig())
