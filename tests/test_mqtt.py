@@ -185,3 +185,34 @@ def test_deliver_without_broker_acknowledges_nothing():
         assert result.delivered == 0 and not result.ok
     finally:
         sink.close()
+
+
+@pytest.mark.footage
+def test_worker_publishes_signed_events_with_evidence(broker, footage_dir, model_dir, tmp_path):
+    """Camera worker -> outbox -> MQTT: the act of a real clip arrives with its evidence hash."""
+    import json
+
+    from detector.config import validate_site
+    from detector.worker import CameraWorker
+
+    got: list[dict] = []
+    sub = Subscriber(broker.port, ["detector/porch/events"])
+    sub._on_message = lambda _c, _u, msg: got.append(json.loads(msg.payload))  # keep whole events
+    sub.client.on_message = sub._on_message
+    site = validate_site({
+        "site": "s1",
+        "cameras": [{"name": "porch", "url": str(footage_dir / "porch_bottle_drop_bad2.mp4"), "realtime": False}],
+        "mqtt": {"enabled": True, "port": broker.port},
+        "privacy": {"evidence_dir": str(tmp_path / "evidence")},
+        "outbox": {"dir": str(tmp_path / "outbox"), "key_dir": str(tmp_path / "keys")},
+    }, "test")
+    stats = CameraWorker(site, site.cameras[0]).run()  # the file ends: the worker flushes and returns
+    try:
+        assert stats.acts >= 1, "the porch clip holds a bottle drop"
+        assert stats.outbox_depth == 0 and stats.delivered == stats.acts
+        assert wait_for(lambda: len({e["id"] for e in got}) == stats.acts, 10)
+        event = got[0]
+        assert event["source"] == "/sites/s1/cameras/porch" and event["sig"]
+        assert (tmp_path / "evidence" / f"{event['data']['evidence_sha256']}.jpg").exists()
+    finally:
+        sub.close()

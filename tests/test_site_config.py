@@ -89,3 +89,18 @@ def test_cli_bad_config_exits_2_with_one_line(tmp_path, capsys):
     assert err.count("\n") == 0 and "camera 'gate': fps: unknown key" in err
     assert main(["run", "--config", str(tmp_path / "missing.yaml")]) == 2
     assert main(["run", "--config", str(EXAMPLE), "--check"]) == 0
+
+
+def test_unreachable_cameras_at_start_get_one_line_naming_camera_and_key(tmp_path):
+    import socket
+
+    from detector.supervisor import preflight
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    s = validate_site(site({"name": "gate", "url": f"rtsp://user:secret@127.0.0.1:{port}/cam"},
+                           {"name": "yard", "url": str(tmp_path / "missing.mp4")}), "site.yaml")
+    rtsp, missing = (preflight(c, timeout_s=1) for c in s.cameras)
+    assert rtsp.startswith(f"camera 'gate': url: cannot reach 127.0.0.1:{port}") and "secret" not in rtsp
+    assert missing.startswith("camera 'yard': url: clip not found") and "\n" not in missing
