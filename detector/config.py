@@ -101,6 +101,7 @@ class SceneConfig(Section):
     region_memory_s: float = Field(3.0, ge=0, description="a static region hidden this long keeps its key")
     candidate_hold_s: float = Field(30.0, gt=0, description="the long-term model stays frozen under a static region this long")
     ghost_ratio: float = Field(1.2, gt=0, description="old-outline/new-outline edge ratio above which a region counts as removed")
+    min_thickness_px: float = Field(4.0, ge=0, description="a static region must be at least this thick somewhere (grey-copy pixels); thinner is an edge, not an object")
     vote_max_area_ratio: float = Field(4.0, gt=0, description="a detection lends its class to a static region only if at most this many times its area")
     scenery_classes: list[str] = Field(
         default_factory=lambda: ["car", "truck", "bus", "motorcycle", "bicycle", "bench", "chair", "potted plant",

@@ -265,11 +265,17 @@ class SceneMemory:
         n, labels, stats, _ = cv2.connectedComponentsWithStats(static, connectivity=8)
         min_area = cfg.min_area_frac * h * w
         max_area = cfg.max_area_frac * h * w
+        # Half-thickness of the mask at each pixel: an object leaves a blob; a line along an
+        # edge (exposure drift, a swaying stalk, a slight shake) is thin everywhere.
+        depth = cv2.distanceTransform(static, cv2.DIST_L2, 3)
         found: list[tuple[tuple[int, int, int, int], np.ndarray]] = []
         for i in range(1, n):
             x, y, bw, bh, area = stats[i]
             if min_area <= area <= max_area:
-                found.append(((int(x), int(y), int(x + bw), int(y + bh)), labels == i))
+                mask = labels == i
+                if 2.0 * float(depth[mask].max()) < cfg.min_thickness_px:
+                    continue
+                found.append(((int(x), int(y), int(x + bw), int(y + bh)), mask))
         kept: list[_Region] = []
         out: list[StaticObject] = []
         for box_s, mask in found:
