@@ -156,3 +156,38 @@ def test_unreachable_rtsp_backs_off_without_blocking(tmp_path):
     assert not t.is_alive() and frames == [] and src.state == "stopped"
 
 
+
+
+@pytest.mark.slow
+@pytest.mark.footage
+def test_stalled_stream_reconnects(rtsp_server):
+    """A server that stops sending (SIGSTOP: the TCP connection stays open) is treated as lost."""
+    import os
+    import signal
+
+    from detector.config import RtspConfig
+    from detector.rtsp import RtspSource
+
+    stop = threading.Event()
+    src = RtspSource(rtsp_server.url, 5, RtspConfig(stall_s=2, read_timeout_s=1.5, open_timeout_s=2,
+                                                    backoff_initial_s=0.3, backoff_max_s=1), stop)
+    frames = []
+    t = threading.Thread(target=lambda: [frames.append(f.time_s) for f in src], daemon=True)
+    t.start()
+    try:
+        assert wait_for(lambda: len(frames) >= 5, 20)
+        os.kill(rtsp_server.proc.pid, signal.SIGSTOP)
+        t_stall = time.monotonic()
+        assert wait_for(lambda: src.reconnects >= 1, 10), "a silent stream was not noticed"
+        t_noticed = time.monotonic()
+        n = len(frames)
+        os.kill(rtsp_server.proc.pid, signal.SIGCONT)
+        assert wait_for(lambda: src.connects >= 2 and len(frames) >= n + 5, 20), (src.connects, len(frames))
+        print(f"\nRTSP stall: noticed after {t_noticed - t_stall:.1f} s, frames again "
+              f"{time.monotonic() - t_noticed:.1f} s later (connects={src.connects}, reconnects={src.reconnects})",
+              file=sys.stderr)
+        assert all(b > a for a, b in zip(frames, frames[1:])), "timestamps must keep increasing"
+    finally:
+        os.kill(rtsp_server.proc.pid, signal.SIGCONT)
+        stop.set()
+        t.join(5)
