@@ -96,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
         acts_out = stack.enter_context(_open_text(args.acts)) if args.acts else None
         writer = None
         recent: list[tuple[float, Act]] = []
+        redactor = _redactor() if args.video else None
         for result in iterate(clip, settings, pipeline, progress):
             frames += 1
             video_s = result.frame.time_s
@@ -107,8 +108,11 @@ def run(args: argparse.Namespace) -> int:
                     acts_out.write(json.dumps(act.to_json(), separators=(",", ":"), sort_keys=True) + "\n")
             if args.video:
                 recent = [(t, a) for t, a in recent if result.frame.time_s - t < 3.0] + [(result.frame.time_s, a) for a in result.acts]
+                # Faces are blurred before anything is drawn or written: the video is stored evidence.
+                t = result.tracks
+                people = t.xyxy[[pipeline.class_names[int(c)] == "person" for c in t.class_id]] if len(t) else None
                 image = draw_frame(
-                    result.frame.image, result.frame.time_s, result.tracks, pipeline.class_names,
+                    redactor.redact(result.frame.image, people), result.frame.time_s, result.tracks, pipeline.class_names,
                     zones=pipeline.zones.polygons(), litter=pipeline.litter_overlay() if hasattr(pipeline, "litter_overlay") else [],
                     acts=[a for _, a in recent], recent_acts=[a for _, a in recent],
                 )
@@ -125,6 +129,13 @@ def run(args: argparse.Namespace) -> int:
         f"({stats.realtime_factor:.1f}x real time, {stats.frames_per_s:.1f} analysed frames/s), {len(acts)} acts"
     )
     return 0
+
+
+def _redactor():
+    from detector.config import PrivacyConfig
+    from detector.privacy import Redactor
+
+    return Redactor(PrivacyConfig())
 
 
 def _open_text(path: Path):

@@ -98,3 +98,25 @@ def test_replay_events_needs_a_usable_key(tmp_path, footage_dir):
     junk.write_text("not a key")
     r = replay(str(footage_dir / "aboda_video4.avi"), "--events", str(tmp_path / "e.jsonl"), "--key", str(junk))
     assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+def test_annotated_video_shows_no_face(tmp_path, footage_dir, model_dir):
+    """The annotated video is stored evidence: YuNet finds faces in the source, none in the output."""
+    from detector.privacy import FaceDetector
+
+    faces = FaceDetector("yunet-dynamic", score_threshold=0.6)
+    out = tmp_path / "hall.mp4"
+    r = replay(str(footage_dir / "hall_bottle_drop_vid.mp4"), "--video", str(out))
+    assert r.returncode == 0, r.stderr
+    cap = cv2.VideoCapture(str(footage_dir / "hall_bottle_drop_vid.mp4"))
+    ok, first = cap.read()
+    assert len(faces.detect(first)[0]) >= 1  # the clip does show faces
+    cap = cv2.VideoCapture(str(out))
+    seen = 0
+    while True:
+        ok, img = cap.read()
+        if not ok:
+            break
+        seen += 1
+        assert len(faces.detect(img)[0]) == 0, f"face visible in output frame {seen}"
+    assert seen > 15
