@@ -80,6 +80,7 @@ class _Litter:
     present: bool = True
     touched: float | None = None  # last time a person overlapped it
     gone_since: float | None = None
+    gone_at: float | None = None  # when its clean-up was reported
 
 
 def gap(a: Box, b: Box) -> float:
@@ -214,6 +215,11 @@ class ActRecogniser:
         if self._by_vehicle(cand.box):
             cand.done = True  # a door, a load, or ground a vehicle uncovered
             return
+        if cand.box[1] <= 0:
+            # Cut by the top of the view: an object lying on the ground is seen whole, so
+            # this is something tall or overhead (a person leaving the view, foliage).
+            cand.done = True
+            return
         if any(self._attends(p, cand.box) for p in people):
             cand.unattended_since = None
         elif cand.unattended_since is None:
@@ -226,11 +232,8 @@ class ActRecogniser:
             return
         if cand.owner is None:
             self._find_owner(cand, t)
-        if self._person_ghost(cand) or cand.box[1] <= 0:
-            # Where someone stood still, not something they left; or cut by the top of the
-            # view: an object lying on the ground is seen whole, so this is something tall
-            # or overhead (a person leaving the view, foliage).
-            cand.done = True
+        if self._person_ghost(cand):
+            cand.done = True  # where someone stood still, not something they left
             return
         if (
             cand.owner is not None
@@ -328,10 +331,13 @@ class ActRecogniser:
         if touched is None:
             return
         cand.done = True
+        if any(l.gone_at is not None and touched <= l.gone_at and gap(l.box, obj.box) < _size(l.box)
+               for l in self._litter.values()):
+            return  # a piece of a removal already reported next to it (one object, two regions)
         litter = self._new_litter(obj.box, obj.object_class, height)
         if litter is None:
             return
-        litter.present = False
+        litter.present, litter.gone_at = False, t
         out.acts.append(self._act("cleanup", litter, touched, t, idx))
 
     # -- known litter -------------------------------------------------------------------------
@@ -350,7 +356,7 @@ class ActRecogniser:
             if litter.gone_since is None:
                 litter.gone_since = t
             if t - litter.gone_since >= cfg.gone_s:
-                litter.present = False
+                litter.present, litter.gone_at = False, t
                 out.unwatch.append(litter.litter_id)
                 out.acts.append(self._act("cleanup", litter, litter.touched, t, idx))
 

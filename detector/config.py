@@ -114,9 +114,9 @@ class SceneConfig(Section):
 class ActsConfig(Section):
     """Littering / clean-up recogniser."""
 
-    dwell_s: float = Field(2.0, ge=0, description="an object must lie unattended this long before it is litter")
-    min_static_s: float = Field(2.5, ge=0, description="an object must have been static this long before it is litter")
-    confirm_s: float = Field(1.0, ge=0, description="a static region must be seen this long before it counts")
+    dwell_s: float = Field(1.0, ge=0, description="an object must lie unattended this long before it is litter")
+    min_static_s: float = Field(1.5, ge=0, description="an object must have been static this long before it is litter")
+    confirm_s: float = Field(0.5, ge=0, description="a static region must be seen this long before it counts")
     min_size_frac: float = Field(0.08, ge=0, description="objects smaller than this fraction of a person's height are ignored")
     upright_ratio: float = Field(1.2, gt=0, description="a person box this much taller than wide counts as someone able to pick up")
     attend_factor: float = Field(1.0, gt=0, description="attended while a person's box is within this many object sizes")
@@ -129,7 +129,7 @@ class ActsConfig(Section):
     startup_s: float = Field(3.0, ge=0, description="carryable objects detected this early are existing litter")
     startup_min_score: float = Field(0.3, ge=0, le=1, description="detector score for existing litter at startup")
     gone_fraction: float = Field(0.5, gt=0, le=1, description="a litter region this changed counts as gone")
-    gone_s: float = Field(2.0, ge=0, description="litter must look gone this long, after people left it, for a clean-up")
+    gone_s: float = Field(1.0, ge=0, description="litter must look gone this long, after people left it, for a clean-up")
     touch_memory_s: float = Field(20.0, gt=0, description="a person overlap counts for a clean-up this long")
     settle_s: float = Field(2.0, ge=0, description="after a recalibration (lighting/camera motion), no new acts this long")
     small_frac: float = Field(0.15, gt=0, description="object height below this fraction of a person's height: small item")

@@ -201,6 +201,23 @@ def test_removed_object_taken_by_a_person_is_a_cleanup():
     assert [a.kind for a in acts] == ["cleanup"]
 
 
+def test_one_object_taken_in_two_pieces_is_one_cleanup():
+    # A bottle's body and cap show as two adjacent removed regions: one clean-up, not two.
+    run = Run()
+    run.frames(4.0)
+    run.frames(2.0, people=[(5, NEAR)])
+    body = bag(5.0, change="removed")
+    cap = StaticObject(2, (405, 270, 435, 298), 5.0, "removed", "unknown", False, 0.003)
+    run.frames(3.0, people=[(5, FAR)], objects=[body])
+    run.frames(5.0, people=[(5, FAR)], objects=[body, cap])
+    assert [a.kind for a in run.acts] == ["cleanup"]
+    # Someone puts a thing back there and takes it again later: that is a new clean-up.
+    run.frames(2.0, people=[(6, NEAR)])
+    again = StaticObject(3, (405, 270, 435, 298), 16.0, "removed", "unknown", False, 0.003)
+    run.frames(5.0, people=[(6, FAR)], objects=[again])
+    assert [a.kind for a in run.acts] == ["cleanup", "cleanup"]
+
+
 def test_reappearing_object_gives_no_second_littering():
     run = Run()
     left_bag(run)

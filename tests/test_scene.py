@@ -90,6 +90,20 @@ def test_detector_box_gives_the_class():
     assert [o.object_class for o in views[-1].objects] == ["backpack"]
 
 
+def test_thin_edge_line_is_not_an_object():
+    # A change a couple of grey-copy pixels thick (an edge shifting with exposure, a stalk)
+    # is no object, however long; without the thickness rule this line would be one.
+    line = (200, 300, 440, 305)
+    found = []
+    for thickness in (0.0, SceneConfig().min_thickness_px):
+        scene = SceneMemory(SceneConfig(min_thickness_px=thickness))
+        bg = _textured()
+        t, _ = _feed(scene, bg, 0.0, 5.0)
+        _, views = _feed(scene, _with_object(bg, line, 60), t, 5.0)
+        found.append(len(views[-1].objects))
+    assert found == [1, 0]
+
+
 def test_big_box_around_a_small_region_lends_no_class():
     # A shelf or a car detected around a small object is not that object's class.
     scene = SceneMemory(SceneConfig())
