@@ -9,6 +9,10 @@ regions scene memory should start or stop watching. Pure: no I/O, no images.
   nearest when it appeared) has lain unattended for `dwell_s`. Attendance counts any
   person, not only the owner: track ids switch under occlusion, and a crowd around an
   object is no sign it was left.
+- a drop must be plausible: the owner stood on the same ground (their foot line near the
+  object's bottom), the region is no taller than them, is not where people stood (mostly
+  covered by person boxes and person-sized), is not cut by the top of the view, and is not
+  on or beside a vehicle seen lately unless clearly in front of it on the ground.
 - clean-up: a known litter region (from an act, or a carryable object detected when the
   camera started) that a person overlapped looks gone for `gone_s` after people left it.
   A *removed* static region (something that was part of the scene when watching began
