@@ -261,7 +261,9 @@ class ActRecogniser:
         """The person nearest to the object around the time it appeared, if close enough."""
         best: tuple[float, Person] | None = None
         for ts, people in self._people:
-            if ts < cand.since - self.cfg.owner_lookback_s:
+            # Whoever left it was there when it appeared; someone first seen afterwards is a
+            # passer-by (and a change older than anyone in view has no owner at all).
+            if not cand.since - self.cfg.owner_lookback_s <= ts <= cand.since:
                 continue
             for p in people:
                 d = gap(p.box, cand.box)

@@ -80,6 +80,14 @@ def test_object_without_anyone_near_is_not_littering():
     assert run.frames(20.0, people=[(7, FAR)], objects=[bag(2.0)]) == []
 
 
+def test_someone_arriving_after_it_appeared_is_not_its_owner():
+    # A change appears with nobody around; a passer-by then walks up to it and on.
+    run = Run()
+    run.frames(3.0, people=[(7, FAR)], objects=[bag(2.0)])
+    run.frames(2.0, people=[(9, NEAR)], objects=[bag(2.0)])
+    assert run.frames(10.0, people=[(9, FAR)], objects=[bag(2.0)]) == []
+
+
 def test_scenery_is_never_litter():
     run = Run()
     run.frames(2.0, people=[(7, NEAR)])
