@@ -43,7 +43,8 @@ class MotionGate:
     def small(self, image: np.ndarray) -> np.ndarray:
         h, w = image.shape[:2]
         self._scale = w / self.width
-        small = cv2.resize(image, (self.width, max(1, round(h * self.width / w))), interpolation=cv2.INTER_AREA)
+        # INTER_LINEAR is ~20x cheaper than INTER_AREA here; the blur below removes its aliasing.
+        small = cv2.resize(image, (self.width, max(1, round(h * self.width / w))), interpolation=cv2.INTER_LINEAR)
         grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
         return cv2.GaussianBlur(grey, (5, 5), 0)
 
