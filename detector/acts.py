@@ -141,7 +141,10 @@ class ActRecogniser:
         people: list[Person],
         sightings: list[Sighting],
         view: SceneView,
+        detected: bool = True,
     ) -> ActsStep:
+        """`detected`: whether the detector ran on this frame (a motion gate may skip it;
+        then `people` and `sightings` are empty for lack of a look, not of things)."""
         cfg = self.cfg
         out = ActsStep()
         if self._t0 is None:
@@ -158,7 +161,7 @@ class ActRecogniser:
         if view.relit:
             self._settle_until = time_s + cfg.settle_s
             self._candidates.clear()
-        self._startup_step(time_s, people, sightings, out)
+        self._startup_step(time_s, people, sightings, out, detected)
 
         for obj in view.objects:
             self._static_object(obj, time_s, frame_index, people, out)
@@ -166,11 +169,14 @@ class ActRecogniser:
         return out
 
     # -- existing litter at startup ----------------------------------------------------------
-    def _startup_step(self, time_s: float, people: list[Person], sightings: list[Sighting], out: ActsStep) -> None:
+    def _startup_step(self, time_s: float, people: list[Person], sightings: list[Sighting], out: ActsStep,
+                      detected: bool = True) -> None:
         cfg = self.cfg
         if self._startup_done:
             return
         if time_s - self._t0 <= cfg.startup_s:
+            if not detected:
+                return  # no look taken: neither a vote for nor against an object
             self._startup_frames += 1
             self._early_people.extend(p.box for p in people)
             for s in sightings:
@@ -201,6 +207,8 @@ class ActRecogniser:
             return
         if known is not None:
             if not known.present and obj.change == "added":
+                if any(overlaps(p.box, known.box) for p in people):
+                    return  # still being put down: watch it once it lies there on its own
                 # The object is back where it was taken from: re-arm, never a second act.
                 known.present, known.touched, known.gone_since = True, None, None
                 out.watch.append((known.litter_id, known.box))

@@ -69,6 +69,7 @@ class Pipeline:
             self.detector_runs += 1
             self._last_detect_t = frame.time_s
         detector_ms = (time.perf_counter() - t0) * 1000
+        detected = detections is not None
         if detections is None:  # gated off: nothing tracked, nothing moving
             detections, tracks = empty_tracks(), empty_tracks()
         else:
@@ -82,7 +83,7 @@ class Pipeline:
         )
         if self.recogniser.frame_size is None:
             self.recogniser.frame_size = frame.size
-        step = self.recogniser.step(frame.time_s, frame.index, people, others, view)
+        step = self.recogniser.step(frame.time_s, frame.index, people, others, view, detected)
         for litter_id in step.unwatch:
             self.scene.unwatch(litter_id)
         for litter_id, box in step.watch:
