@@ -14,7 +14,8 @@ regions scene memory should start or stop watching. Pure: no I/O, no images.
   covered by person boxes and person-sized), is not cut by the top of the view, and is not
   on or beside a vehicle seen lately unless clearly in front of it on the ground.
 - clean-up: a known litter region (from an act, or a carryable object detected when the
-  camera started) that a person overlapped looks gone for `gone_s` after people left it.
+  camera started) that a person overlapped, or that was itself detected lifted off its spot
+  (a hand the detector missed), looks gone for `gone_s` after people left it.
   A *removed* static region (something that was part of the scene when watching began
   and that a person took away) is a clean-up of pre-existing litter, found at removal.
 - Litter is keyed on its location: an object reappearing where known litter lies (or
@@ -165,7 +166,7 @@ class ActRecogniser:
 
         for obj in view.objects:
             self._static_object(obj, time_s, frame_index, people, out)
-        self._watch_litter(time_s, frame_index, people, view, out)
+        self._watch_litter(time_s, frame_index, people, sightings, view, out)
         return out
 
     # -- existing litter at startup ----------------------------------------------------------
@@ -355,12 +356,13 @@ class ActRecogniser:
         out.acts.append(self._act("cleanup", litter, touched, t, idx))
 
     # -- known litter -------------------------------------------------------------------------
-    def _watch_litter(self, t: float, idx: int, people: list[Person], view: SceneView, out: ActsStep) -> None:
+    def _watch_litter(self, t: float, idx: int, people: list[Person], sightings: list[Sighting], view: SceneView,
+                      out: ActsStep) -> None:
         cfg = self.cfg
         for litter in self._litter.values():
             if not litter.present:
                 continue
-            if any(overlaps(p.box, litter.box) for p in people):
+            if any(overlaps(p.box, litter.box) for p in people) or any(self._lifted(s, litter.box) for s in sightings):
                 litter.touched, litter.gone_since = t, None
                 continue
             changed = view.changed.get(litter.litter_id, 0.0)
@@ -373,6 +375,18 @@ class ActRecogniser:
                 litter.present, litter.gone_at = False, t
                 out.unwatch.append(litter.litter_id)
                 out.acts.append(self._act("cleanup", litter, litter.touched, t, idx))
+
+    def _lifted(self, s: Sighting, box: Box) -> bool:
+        """The object itself seen raised off where it lay: something is handling it, even when
+        the detector misses the hand or arm that holds it (close-ups, occlusion). Lying
+        objects do not rise; detector jitter moves a box's bottom by far less than this."""
+        h = box[3] - box[1]
+        return (
+            s.object_class in self.cfg.carryable_classes
+            and s.box[0] < box[2] and box[0] < s.box[2]  # above the same spot
+            and s.box[3] > box[1]  # still reaching into where it lay: this object, not another
+            and box[3] - s.box[3] >= self.cfg.lift_frac * h
+        )
 
     # -- helpers -----------------------------------------------------------------------------
     def _new_litter(self, box: Box, cls: str, person_height: float | None) -> _Litter | None:

@@ -131,6 +131,7 @@ class ActsConfig(Section):
     gone_fraction: float = Field(0.5, gt=0, le=1, description="a litter region this changed counts as gone")
     gone_s: float = Field(1.0, ge=0, description="litter must look gone this long, after people left it, for a clean-up")
     touch_memory_s: float = Field(20.0, gt=0, description="a person overlap counts for a clean-up this long")
+    lift_frac: float = Field(0.25, gt=0, description="known litter detected with its bottom this fraction of its height above where it lay is being handled (counts as a touch)")
     settle_s: float = Field(2.0, ge=0, description="after a recalibration (lighting/camera motion), no new acts this long")
     small_frac: float = Field(0.15, gt=0, description="object height below this fraction of a person's height: small item")
     bulky_frac: float = Field(0.6, gt=0, description="object height above this fraction of a person's height: bulky load")

@@ -227,6 +227,20 @@ def test_object_put_back_is_watched_once_it_lies_there_alone():
     assert lid in run.watched
 
 
+def test_litter_seen_lifted_by_an_unseen_hand_is_a_cleanup():
+    # Close-up: only a hand reaches in and the detector sees no person, but the bottle
+    # itself is detected raised off where it lay, then the spot looks empty.
+    run = Run()
+    run.frames(4.0, sightings=[Sighting(BAG, "bottle", 0.6)])
+    lid = next(iter(run.watched))
+    jitter = (401, 296, 441, 337)  # the same bottle, its box a few pixels off
+    assert run.frames(5.0, sightings=[Sighting(jitter, "bottle", 0.6)], changed={lid: 0.9}) == []
+    raised = (402, 280, 442, 325)  # bottom 15 px (0.38 of its height) higher
+    run.frames(0.2, sightings=[Sighting(raised, "bottle", 0.6)], changed={lid: 0.3})
+    acts = run.frames(3.0, changed={lid: 0.9})
+    assert [(a.kind, a.litter_id) for a in acts] == [("cleanup", lid)]
+
+
 def test_removed_object_taken_by_a_person_is_a_cleanup():
     # Something that was part of the scene (never detected) is taken by an upright person.
     run = Run()
