@@ -116,9 +116,11 @@ class SceneMemory:
         h, w = image.shape[:2]
         width = min(self.cfg.work_width, w)
         self._scale = width / w
-        small = cv2.resize(image, (width, max(1, round(h * self._scale))), interpolation=cv2.INTER_AREA)
-        grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
-        return cv2.GaussianBlur(grey, (5, 5), 0).astype(np.float32)
+        # Grey first, then the area resize on one channel: the same image (to one grey level)
+        # at half the cost of resizing three channels.
+        grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
+        small = cv2.resize(grey, (width, max(1, round(h * self._scale))), interpolation=cv2.INTER_AREA)
+        return cv2.GaussianBlur(small, (5, 5), 0).astype(np.float32)
 
     # -- litter watching ------------------------------------------------------------------
     def watch(self, litter_id: int, box: Box) -> None:
