@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import sys
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from detector.assets import download, locate, sha256_of
@@ -71,6 +75,19 @@ def manifest_entry(onnx_path: Path, name: str, imgsz: int) -> dict:
     }
 
 
+@contextlib.contextmanager
+def _stdout_to_stderr():
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def export(weights: Path, imgsz: int, out: Path | None) -> int:
     if not weights.is_file():
         raise UserError(f"checkpoint not found: {weights}")
@@ -78,12 +95,21 @@ def export(weights: Path, imgsz: int, out: Path | None) -> int:
         from ultralytics import YOLO  # optional extra, imported only here (AGPL-3.0)
     except ImportError:
         raise UserError("`detector models export` needs the optional extra: pip install -e '.[export]'") from None
-    produced = Path(YOLO(str(weights)).export(format="onnx", imgsz=imgsz, dynamic=False, simplify=True))
+    # Ultralytics logs to stdout (a handler bound at import); keep stdout for the manifest
+    # entry alone by pointing file descriptor 1 at stderr while it works.
+    with _stdout_to_stderr():
+        produced = Path(YOLO(str(weights)).export(format="onnx", imgsz=imgsz, dynamic=False, simplify=True))
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(produced, out)
         produced = out
     entry = manifest_entry(produced, weights.stem, imgsz)
+    # Prove the runtime accepts it: load it the way `detector replay` would and run it once.
+    from detector.detection.ultralytics import UltralyticsDetector
+    from detector.models import ModelSpec
+
+    w, h = entry["input_size"]
+    UltralyticsDetector(ModelSpec.model_validate(entry), produced).detect(np.zeros((h, w, 3), np.uint8))
     print(f"# {produced}: add this entry to models/manifest.yaml (set url: to where you publish it)")
     print(yaml.safe_dump([entry], sort_keys=False, width=100), end="")
     return 0

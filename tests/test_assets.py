@@ -123,3 +123,36 @@ def test_sample_names_resolve_through_sample_dir(footage_dir):
     assert resolve_clip("pets2009_vtest_480x360.avi").name == "pets2009_vtest_480x360.avi"
     with pytest.raises(UserError, match="not a file, nor a sample name"):
         resolve_clip("no_such_clip")
+
+
+def test_export_without_the_optional_extra_is_one_line(tmp_path):
+    pytest.importorskip("onnxruntime")
+    try:
+        import ultralytics  # noqa: F401
+
+        pytest.skip("ultralytics is installed here; this checks the edge-box install without it")
+    except ImportError:
+        pass
+    weights = tmp_path / "yolo11n.pt"
+    weights.write_bytes(b"checkpoint")
+    r = subprocess.run([sys.executable, "-m", "detector", "models", "export", str(weights)], capture_output=True, text=True)
+    assert r.returncode == 2 and "pip install -e '.[export]'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_manifest_entry_of_an_ultralytics_export(model_dir):
+    """The entry `models export` prints, read from a real Ultralytics ONNX export, loads and detects."""
+    import cv2
+    from skimage import data
+
+    from detector.detection.ultralytics import UltralyticsDetector
+    from detector.model_commands import manifest_entry
+    from detector.models import ModelSpec
+
+    onnx = next(model_dir.rglob("yolov8n_int8.onnx"))
+    entry = manifest_entry(onnx, "yolov8n-int8-local", 640)
+    assert entry["family"] == "ultralytics" and entry["input_size"] == [640, 640]
+    assert entry["classes"][0] == "person" and len(entry["classes"]) == 80
+    assert entry["sha256"] == get_spec("yolov8n-int8").sha256
+    det = UltralyticsDetector(ModelSpec.model_validate(entry), onnx)
+    r = det.detect(cv2.cvtColor(data.coffee(), cv2.COLOR_RGB2BGR))
+    assert "cup" in [det.class_names[c] for c in r.class_id]
