@@ -55,6 +55,10 @@ class MotionConfig(Section):
     min_fraction: float = Field(0.002, ge=0, le=1, description="share of moving pixels that wakes the detector")
     global_fraction: float = Field(0.5, gt=0, le=1, description="share of the view changing at once that means lights/exposure: recalibrate")
     recheck_s: float = Field(2.0, gt=0, description="run the detector at least this often, to classify static objects")
+    tracking_interval_s: float = Field(
+        0.4, ge=0, description="while only tracked objects move, run the detector this often and reuse its "
+        "last result in between (0: every analysed frame); motion anywhere else runs it at once",
+    )
 
 
 class TrackerConfig(Section):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
 import supervision as sv
 
 from detector.acts import ActRecogniser, Person, Sighting
@@ -45,35 +46,52 @@ class Pipeline:
                                global_fraction=m.global_fraction) if m.enabled else None
         self._last_detect_t = float("-inf")
         self._tracks_in_view = False
+        self._last: tuple[sv.Detections, sv.Detections] = (empty_tracks(), empty_tracks())
         self.detector_runs = 0
         self.frames_seen = 0
 
-    def _detector_due(self, frame: Frame) -> bool:
-        """Run the detector on motion, while anything is tracked, or for the periodic re-check.
+    def _plan(self, frame: Frame) -> str:
+        """"detect", "reuse" (the last detections still describe the frame) or "skip".
 
-        A quiet frame with nobody in view cannot hold a new act, and scene memory (which
-        runs on every frame) keeps watching static objects between detector runs.
+        - quiet and nothing tracked: skip; a frame where nothing moves and nobody is in
+          view cannot hold a new act, and scene memory (run on every frame) keeps watching
+          static objects; the detector still re-checks every `recheck_s`;
+        - motion only on or next to what is already tracked: the detector runs every
+          `tracking_interval_s`; in between its last result is reused (a walker moves a
+          few pixels in 0.2 s; the tracker's boxes lag that much at most);
+        - motion anywhere else (someone or something new): detect now.
         """
         if self.gate is None:
-            return True
+            return "detect"
+        m = self.settings.motion
         motion = self.gate.update(frame.image)
-        recheck = frame.time_s - self._last_detect_t >= self.settings.motion.recheck_s
-        return motion.active or self._tracks_in_view or recheck
+        since = frame.time_s - self._last_detect_t
+        if since >= m.recheck_s:
+            return "detect"
+        if not self._tracks_in_view:
+            return "detect" if motion.active else "skip"
+        if since + 1e-6 >= m.tracking_interval_s or _outside(motion.boxes, self._last[1].xyxy):
+            return "detect"
+        return "reuse"
 
     def process(self, frame: Frame, detections: sv.Detections | None = None) -> FrameResult:
         """One frame. `detections` given (or a skipped detector) is fine: scene memory runs anyway."""
         self.frames_seen += 1
         t0 = time.perf_counter()
-        if detections is None and self._detector_due(frame):
+        plan = "detect" if detections is not None else self._plan(frame)
+        if detections is None and plan == "detect":
             detections = self.detector.detect(frame.image)
             self.detector_runs += 1
             self._last_detect_t = frame.time_s
         detector_ms = (time.perf_counter() - t0) * 1000
         detected = detections is not None
-        if detections is None:  # gated off: nothing tracked, nothing moving
+        if plan == "skip":  # nothing tracked, nothing moving
             detections, tracks = empty_tracks(), empty_tracks()
+        elif plan == "reuse":
+            detections, tracks = self._last
         else:
-            tracks = self.tracker.update(detections, frame.time_s)
+            tracks = self.tracker.update(detections)
+            self._last = (detections, tracks)
             # A parked vehicle or a bench is tracked too, but needs no detector on every frame.
             scenery = set(self.settings.scene.scenery_classes)
             self._tracks_in_view = any(self.class_names[int(c)] not in scenery for c in tracks.class_id)
@@ -117,6 +135,24 @@ class Pipeline:
     def finish(self) -> list[Act]:
         """Acts still pending at the end of a clip: none, since every act needs its dwell."""
         return []
+
+
+def _outside(motion_boxes, tracked_xyxy, grow: float = 0.5) -> bool:
+    """True if some moving region is not mostly inside a tracked box grown by `grow` of its size."""
+    if not len(motion_boxes):
+        return False
+    if not len(tracked_xyxy):
+        return True
+    t = np.asarray(tracked_xyxy, np.float32)
+    w, h = t[:, 2] - t[:, 0], t[:, 3] - t[:, 1]
+    g = np.column_stack([t[:, 0] - grow * w, t[:, 1] - grow * h, t[:, 2] + grow * w, t[:, 3] + grow * h])
+    for x1, y1, x2, y2 in motion_boxes:
+        area = max(1, (x2 - x1) * (y2 - y1))
+        ix = np.clip(np.minimum(x2, g[:, 2]) - np.maximum(x1, g[:, 0]), 0, None)
+        iy = np.clip(np.minimum(y2, g[:, 3]) - np.maximum(y1, g[:, 1]), 0, None)
+        if (ix * iy).max() < 0.8 * area:
+            return True
+    return False
 
 
 def _box(b) -> Box:

@@ -37,7 +37,7 @@ class Tracker:
             high_conf_det_threshold=self.cfg.high_conf_det_threshold,
         )
 
-    def update(self, detections: sv.Detections, time_s: float) -> sv.Detections:
+    def update(self, detections: sv.Detections) -> sv.Detections:
         """Detections with `tracker_id` set; unconfirmed detections are dropped.
 
         Boxes of every class are tracked together, so a class flip between frames does
@@ -45,7 +45,10 @@ class Tracker:
         """
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            tracked = self._bytetrack.update(detections, timestamp=time_s)
+            # Fixed-rate mode (one Kalman step per call), not timestamps: with `trackers` 2.6
+            # a timestamp gap of two analysis intervals drops a perfectly still box from its
+            # track (tests/test_tracking.py), and the motion gate does leave such gaps.
+            tracked = self._bytetrack.update(detections)
         if tracked.tracker_id is None or len(tracked) == 0:
             return empty_tracks()
         tracked = tracked[tracked.tracker_id >= 0]
