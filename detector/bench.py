@@ -471,7 +471,7 @@ def _f(v: float | None, nd: int = 2) -> str:
 
 
 def render_report(result: dict[str, Any]) -> str:
-    lines = [f"# Detector benchmark", "", f"Truth: `{result['truth']}`  ", f"Model: `{result['config']['model']}` "
+    lines = ["# Detector benchmark", "", f"Truth: `{result['truth']}`  ", f"Model: `{result['config']['model']}` "
              f"({result['config']['model_file']}), config: `{result['config']['path'] or 'defaults'}`  ",
              f"Match window: {WINDOW_BEFORE_S:g} s before to {WINDOW_AFTER_S:g} s after the onset (inclusive), one-to-one.",
              "", "## Accuracy", "", "| | TP | FP | FN | precision | recall | F1 |", "|---|---:|---:|---:|---:|---:|---:|"]

@@ -10,7 +10,6 @@ frame interval.
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 from collections.abc import Iterable, Iterator
@@ -18,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 from detector.errors import UserError
 from detector.values import Frame
@@ -112,10 +110,6 @@ class FileSource:
             cap.release()
         if yielded == 0:
             raise UserError(f"{self.path}: no frame could be decoded (empty or corrupt video)")
-
-
-def is_video_path(text: str) -> bool:
-    return os.sep in text or "." in Path(text).name
 
 
 _END = object()

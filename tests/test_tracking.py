@@ -15,10 +15,9 @@ def person(box) -> sv.Detections:
 
 def test_track_survives_irregular_gaps():
     tracker = Tracker(TrackerConfig(), analysis_fps=5.0)
-    times = [0.0, 0.2, 0.6, 1.0, 1.2, 1.8, 2.0]  # detector runs every 0.2-0.6 s
     ids = []
-    for i, t in enumerate(times):
-        out = tracker.update(person([300 + 4 * i, 200, 360 + 4 * i, 380]))  # detector run at time t
+    for i in range(7):  # one call per detector run, whatever the gap the motion gate left before it
+        out = tracker.update(person([300 + 4 * i, 200, 360 + 4 * i, 380]))
         ids.append(out.tracker_id.tolist())
     assert ids[0] == []  # a track is confirmed on its second sighting
     assert all(len(i) == 1 for i in ids[1:]) and len({i[0] for i in ids[1:]}) == 1, ids

@@ -90,7 +90,7 @@ def resolve(config: BackendConfig, base_dir: Path, origin: str) -> Backend:
     for source, specs in config.keys.items():
         specs = [specs] if isinstance(specs, str) else specs
         keys[source] = {}
-        for i, spec in enumerate(specs):
+        for spec in specs:
             key = keys_mod.load_public_key(spec, base_dir, origin=f"{origin}: keys.{source}")
             keys[source][keys_mod.keyid(key)] = key
     return Backend(config, db, keys, origin)
