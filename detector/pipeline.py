@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 import supervision as sv
 
@@ -50,7 +51,7 @@ class Pipeline:
         self.detector_runs = 0
         self.frames_seen = 0
 
-    def _plan(self, frame: Frame) -> str:
+    def _plan(self, frame: Frame, grey: np.ndarray) -> str:
         """"detect", "reuse" (the last detections still describe the frame) or "skip".
 
         - quiet and nothing tracked: skip; a frame where nothing moves and nobody is in
@@ -64,7 +65,7 @@ class Pipeline:
         if self.gate is None:
             return "detect"
         m = self.settings.motion
-        motion = self.gate.update(frame.image)
+        motion = self.gate.update(grey)
         since = frame.time_s - self._last_detect_t
         if since >= m.recheck_s:
             return "detect"
@@ -78,7 +79,9 @@ class Pipeline:
         """One frame. `detections` given (or a skipped detector) is fine: scene memory runs anyway."""
         self.frames_seen += 1
         t0 = time.perf_counter()
-        plan = "detect" if detections is not None else self._plan(frame)
+        # One grey conversion per frame, shared by the motion gate and scene memory.
+        grey = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
+        plan = "detect" if detections is not None else self._plan(frame, grey)
         if detections is None and plan == "detect":
             detections = self.detector.detect(frame.image)
             self.detector_runs += 1
@@ -97,7 +100,7 @@ class Pipeline:
             self._tracks_in_view = any(self.class_names[int(c)] not in scenery for c in tracks.class_id)
         people, others = self._split(detections, tracks)
         view = self.scene.update(
-            frame.image, frame.time_s, [p.box for p in people], [(s.box, s.object_class, s.score) for s in others]
+            grey, frame.time_s, [p.box for p in people], [(s.box, s.object_class, s.score) for s in others]
         )
         if self.recogniser.frame_size is None:
             self.recogniser.frame_size = frame.size

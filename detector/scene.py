@@ -149,7 +149,7 @@ class SceneMemory:
         persons: list[Box] = (),
         objects: list[tuple[Box, str, float]] = (),
     ) -> SceneView:
-        """One frame: `persons` are person boxes, `objects` (box, class, score) other detections."""
+        """One frame (BGR, or already grey): `persons` are person boxes, `objects` (box, class, score) other detections."""
         cfg = self.cfg
         g = self._grey(image)
         if self._S is None or self._S.shape != g.shape:
