@@ -156,3 +156,17 @@ def test_manifest_entry_of_an_ultralytics_export(model_dir):
     det = UltralyticsDetector(ModelSpec.model_validate(entry), onnx)
     r = det.detect(cv2.cvtColor(data.coffee(), cv2.COLOR_RGB2BGR))
     assert "cup" in [det.class_names[c] for c in r.class_id]
+
+
+def test_models_fetch_fills_the_cache(tmp_path, model_dir):
+    env = dict(os.environ, DETECTOR_CACHE_DIR=str(tmp_path / "cache"))
+    r = subprocess.run([sys.executable, "-m", "detector", "models", "fetch", "yolox-nano"], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    cached = tmp_path / "cache" / "models" / "yolox_nano.onnx"
+    assert hashlib.sha256(cached.read_bytes()).hexdigest() == get_spec("yolox-nano").sha256
+    env.pop("DETECTOR_MODEL_DIR")
+    listing = subprocess.run([sys.executable, "-m", "detector", "models", "list"], capture_output=True, text=True, env=env, check=True)
+    line = next(l for l in listing.stdout.splitlines() if l.startswith("yolox-nano"))
+    assert str(cached) in line and "(cache)" in line
+    again = subprocess.run([sys.executable, "-m", "detector", "models", "fetch", "yolox-nano"], capture_output=True, text=True, env=env)
+    assert again.returncode == 0 and "already in the cache" in again.stdout
