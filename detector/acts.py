@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from detector.boxes import cover, gap, overlaps
 from detector.config import ActsConfig
 from detector.scene import SceneView, StaticObject
 from detector.values import Act, Box, Severity
@@ -88,27 +89,8 @@ class _Litter:
     gone_at: float | None = None  # when its clean-up was reported
 
 
-def gap(a: Box, b: Box) -> float:
-    """Edge-to-edge distance between two boxes (0 if they overlap)."""
-    dx = max(0.0, max(a[0], b[0]) - min(a[2], b[2]))
-    dy = max(0.0, max(a[1], b[1]) - min(a[3], b[3]))
-    return float((dx * dx + dy * dy) ** 0.5)
-
-
-def cover(a: Box, b: Box) -> float:
-    """Intersection over the smaller of the two boxes."""
-    x1, y1, x2, y2 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0, x2 - x1) * max(0, y2 - y1)
-    small = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
-    return inter / small if small > 0 else 0.0
-
-
 def _size(box: Box) -> float:
     return float(max(box[2] - box[0], box[3] - box[1]))
-
-
-def overlaps(a: Box, b: Box) -> bool:
-    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
 class ActRecogniser:

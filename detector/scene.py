@@ -24,6 +24,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from detector.boxes import area, cover, grow
 from detector.config import SceneConfig
 from detector.values import Box
 
@@ -70,14 +71,6 @@ class _Watch:
     box_s: tuple[int, int, int, int]
     ref: np.ndarray  # short-term background patch when registered
     mask: np.ndarray  # which pixels of the patch are the object
-
-
-def _iou_or_cover(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
-    """Intersection over the smaller box: a region that grows or shrinks keeps its key."""
-    x1, y1, x2, y2 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0, x2 - x1) * max(0, y2 - y1)
-    small = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
-    return inter / small if small > 0 else 0.0
 
 
 class SceneMemory:
@@ -174,7 +167,7 @@ class SceneMemory:
 
         person_mask = np.zeros(g.shape, bool)
         for box in persons:
-            x1, y1, x2, y2 = self._to_small(_grow(box, cfg.person_margin))
+            x1, y1, x2, y2 = self._to_small(grow(box, cfg.person_margin))
             person_mask[y1:y2, x1:x2] = True
 
         cv2.accumulateWeighted(g, self._S, a_short)
@@ -272,8 +265,8 @@ class SceneMemory:
         depth = cv2.distanceTransform(static, cv2.DIST_L2, 3)
         found: list[tuple[tuple[int, int, int, int], np.ndarray]] = []
         for i in range(1, n):
-            x, y, bw, bh, area = stats[i]
-            if min_area <= area <= max_area:
+            x, y, bw, bh, npix = stats[i]
+            if min_area <= npix <= max_area:
                 mask = labels == i
                 if 2.0 * float(depth[mask].max()) < cfg.min_thickness_px:
                     continue
@@ -281,7 +274,7 @@ class SceneMemory:
         kept: list[_Region] = []
         out: list[StaticObject] = []
         for box_s, mask in found:
-            region = next((r for r in self._regions if _iou_or_cover(r.box_s, box_s) >= 0.5 and r not in kept), None)
+            region = next((r for r in self._regions if cover(r.box_s, box_s) >= 0.5 and r not in kept), None)
             if region is None:
                 since = float(np.nanmin(np.where(mask, self._since, np.nan)))
                 region = _Region(self._next_key, box_s, since, self._added_or_removed(mask))
@@ -294,7 +287,7 @@ class SceneMemory:
                 ob = self._to_small(obox)
                 # Same object only: a big box (a shelf, a car) around a small region lends
                 # it no class, or a bottle lying in front of a bench would become scenery.
-                if _iou_or_cover(ob, box_s) >= 0.5 and _area(ob) <= cfg.vote_max_area_ratio * _area(box_s):
+                if cover(ob, box_s) >= 0.5 and area(ob) <= cfg.vote_max_area_ratio * area(box_s):
                     region.votes[cls] = region.votes.get(cls, 0.0) + float(score)
             kept.append(region)
         # A region briefly hidden (by a passer-by) keeps its key for a while.
@@ -307,8 +300,8 @@ class SceneMemory:
             if r.last_seen != time_s:
                 continue
             cls = max(r.votes, key=r.votes.get) if r.votes else "unknown"
-            area = (r.box_s[2] - r.box_s[0]) * (r.box_s[3] - r.box_s[1]) / frame_area
-            out.append(StaticObject(r.key, self._to_frame(r.box_s), r.since, r.change, cls, cls in cfg.scenery_classes, area))
+            out.append(StaticObject(r.key, self._to_frame(r.box_s), r.since, r.change, cls, cls in cfg.scenery_classes,
+                                    area(r.box_s) / frame_area))
         return tuple(out)
 
     def _added_or_removed(self, mask: np.ndarray) -> Change:
@@ -324,17 +317,4 @@ class SceneMemory:
             return "added"
         now = abs(float(np.median(self._S[inner])) - float(np.median(self._S[outer])))
         old = abs(float(np.median(self._L[inner])) - float(np.median(self._L[outer])))
-        self.last_ghost = (now, old)
         return "removed" if old > now * self.cfg.ghost_ratio else "added"
-
-
-
-
-def _area(b: tuple[int, int, int, int]) -> int:
-    return max(0, b[2] - b[0]) * max(0, b[3] - b[1])
-
-
-def _grow(box: Box, margin: float) -> Box:
-    x1, y1, x2, y2 = box
-    dx, dy = (x2 - x1) * margin, (y2 - y1) * margin
-    return (int(x1 - dx), int(y1 - dy), int(x2 + dx), int(y2 + dy))
