@@ -14,6 +14,7 @@ import numpy as np
 import supervision as sv
 
 from detector.acts import ActRecogniser, Person, Sighting
+from detector.boxes import iou
 from detector.config import Settings
 from detector.detection import ObjectDetector, build_detector
 from detector.scene import SceneMemory, SceneView
@@ -45,6 +46,9 @@ class Pipeline:
         m = settings.motion
         self.gate = MotionGate(m.width, pixel_threshold=m.pixel_threshold, min_fraction=m.min_fraction,
                                global_fraction=m.global_fraction) if m.enabled else None
+        # A parked vehicle or a bench is tracked too, but needs no detector on every frame.
+        scenery = set(settings.scene.scenery_classes)
+        self._scenery = np.array([name in scenery for name in self.class_names])
         self._last_detect_t = float("-inf")
         self._tracks_in_view = False
         self._last: tuple[sv.Detections, sv.Detections] = (empty_tracks(), empty_tracks())
@@ -78,16 +82,16 @@ class Pipeline:
     def process(self, frame: Frame, detections: sv.Detections | None = None) -> FrameResult:
         """One frame. `detections` given (or a skipped detector) is fine: scene memory runs anyway."""
         self.frames_seen += 1
-        t0 = time.perf_counter()
         # One grey conversion per frame, shared by the motion gate and scene memory.
         grey = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
         plan = "detect" if detections is not None else self._plan(frame, grey)
+        detector_ms = 0.0
         if detections is None and plan == "detect":
+            t0 = time.perf_counter()
             detections = self.detector.detect(frame.image)
+            detector_ms = (time.perf_counter() - t0) * 1000
             self.detector_runs += 1
             self._last_detect_t = frame.time_s
-        detector_ms = (time.perf_counter() - t0) * 1000
-        detected = detections is not None
         if plan == "skip":  # nothing tracked, nothing moving
             detections, tracks = empty_tracks(), empty_tracks()
         elif plan == "reuse":
@@ -95,16 +99,14 @@ class Pipeline:
         else:
             tracks = self.tracker.update(detections)
             self._last = (detections, tracks)
-            # A parked vehicle or a bench is tracked too, but needs no detector on every frame.
-            scenery = set(self.settings.scene.scenery_classes)
-            self._tracks_in_view = any(self.class_names[int(c)] not in scenery for c in tracks.class_id)
+            self._tracks_in_view = not self._scenery[tracks.class_id.astype(int)].all()
         people, others = self._split(detections, tracks)
         view = self.scene.update(
             grey, frame.time_s, [p.box for p in people], [(s.box, s.object_class, s.score) for s in others]
         )
         if self.recogniser.frame_size is None:
             self.recogniser.frame_size = frame.size
-        step = self.recogniser.step(frame.time_s, frame.index, people, others, view, detected)
+        step = self.recogniser.step(frame.time_s, frame.index, people, others, view, plan == "detect")
         for litter_id in step.unwatch:
             self.scene.unwatch(litter_id)
         for litter_id, box in step.watch:
@@ -122,7 +124,7 @@ class Pipeline:
         for b, c, s in zip(detections.xyxy, detections.class_id, detections.confidence):
             if names[int(c)] == "person" and s >= self.settings.tracker.track_activation_threshold:
                 box = _box(b)
-                if not any(_iou(box, p.box) > 0.5 for p in people):
+                if not any(iou(box, p.box) > 0.5 for p in people):
                     people.append(Person(-1, box))
         others = [
             Sighting(_box(b), names[int(c)], float(s))
@@ -131,13 +133,13 @@ class Pipeline:
         ]
         return people, others
 
-    def litter_overlay(self) -> list[tuple[int, Box, str]]:
-        """Litter currently known to lie in view, for drawing: (litter_id, box, class)."""
-        return self.recogniser.litter()
-
     def finish(self) -> list[Act]:
         """Acts still pending at the end of a clip: none, since every act needs its dwell."""
         return []
+
+    def litter_overlay(self) -> list[tuple[int, Box, str]]:
+        """Litter currently known to lie in view, for drawing: (litter_id, box, class)."""
+        return self.recogniser.litter()
 
 
 def _outside(motion_boxes, tracked_xyxy, grow: float = 0.5) -> bool:
@@ -160,10 +162,3 @@ def _outside(motion_boxes, tracked_xyxy, grow: float = 0.5) -> bool:
 
 def _box(b) -> Box:
     return (int(round(float(b[0]))), int(round(float(b[1]))), int(round(float(b[2]))), int(round(float(b[3]))))
-
-
-def _iou(a: Box, b: Box) -> float:
-    x1, y1, x2, y2 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0, x2 - x1) * max(0, y2 - y1)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
