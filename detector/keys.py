@@ -69,14 +69,18 @@ def generate(camera: str, out_dir: Path) -> tuple[Path, Path, str]:
     return key_path, pub_path, keyid(priv)
 
 
+def _read_key_file(path: Path, where: str, what: str, missing_hint: str = "") -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise UserError(f"{where}: {what} not found{missing_hint}") from None
+    except OSError as e:
+        raise UserError(f"{where}: cannot read {what}: {e.strerror}") from None
+
+
 def load_private_key(path: Path) -> Ed25519PrivateKey:
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise UserError(f"{path}: key file not found") from None
-    except OSError as e:
-        raise UserError(f"{path}: cannot read key file: {e.strerror}") from None
+    data = _read_key_file(path, str(path), "key file")
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError) as e:
@@ -112,12 +116,7 @@ def load_public_key(spec: str | Path, base_dir: Path | None = None, origin: str 
     path = Path(text)
     if base_dir is not None and not path.is_absolute():
         path = base_dir / path
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise UserError(f"{where}: public key file {path} not found (nor inline base64 of 32 bytes)") from None
-    except OSError as e:
-        raise UserError(f"{where}: cannot read public key file {path}: {e.strerror}") from None
+    data = _read_key_file(path, where, f"public key file {path}", " (nor inline base64 of 32 bytes)")
     try:
         if b"PRIVATE KEY" in data:
             key = serialization.load_pem_private_key(data, password=None).public_key()
