@@ -32,10 +32,13 @@ def draw_frame(
     zones: list[tuple[str, np.ndarray]] = (),
     litter: list[tuple[int, tuple[int, int, int, int], str]] = (),
     acts: list[Act] = (),
-    recent_acts: list[Act] = (),
 ) -> np.ndarray:
-    """A new annotated image; the input frame is left untouched."""
-    out = image.copy()
+    """Draw onto `image` in place and return it.
+
+    Pass a copy, never a decoded frame (frames are shared and never modified): replay passes
+    the face-blurred copy it already made, so no frame is copied twice.
+    """
+    out = image
     h, w = out.shape[:2]
     scale = max(0.35, min(w, h) / 900)
     thick = max(1, round(scale * 2.5))
@@ -52,7 +55,7 @@ def draw_frame(
     for lid, (x1, y1, x2, y2), name in litter:
         cv2.rectangle(out, (x1, y1), (x2, y2), LITTER_COLOUR, thick)
         _label(out, f"litter L{lid} {name}", x1, y2 + int(22 * scale) + 4, LITTER_COLOUR, scale)
-    for act in recent_acts:
+    for act in acts:
         colour = LITTER_COLOUR if act.kind == "littering" else CLEANUP_COLOUR
         x1, y1, x2, y2 = act.box
         cv2.rectangle(out, (x1, y1), (x2, y2), colour, thick + 2)

@@ -113,8 +113,7 @@ def run(args: argparse.Namespace) -> int:
                 people = t.xyxy[[pipeline.class_names[int(c)] == "person" for c in t.class_id]] if len(t) else None
                 image = draw_frame(
                     redactor.redact(result.frame.image, people), result.frame.time_s, result.tracks, pipeline.class_names,
-                    zones=pipeline.zones.polygons(), litter=pipeline.litter_overlay() if hasattr(pipeline, "litter_overlay") else [],
-                    acts=[a for _, a in recent], recent_acts=[a for _, a in recent],
+                    zones=pipeline.zones.polygons(), litter=pipeline.litter_overlay(), acts=[a for _, a in recent],
                 )
                 if writer is None:
                     writer = _open_video(args.video, image.shape[1], image.shape[0], settings.source.analysis_fps)
