@@ -113,7 +113,7 @@ class Envelope(_Strict):
     datacontenttype: Literal["application/json"]
     seq: int = Field(ge=1, le=MAX_INT)
     prevhash: str = Field(pattern=_HEX64)
-    keyid: str = Field(pattern=r"^[0-9a-f]{16}$")
+    keyid: str = Field(pattern=keys_mod.KEYID_RE.pattern)
     sig: str = Field(pattern=r"^[A-Za-z0-9_-]{86}$")  # 64 bytes, base64url without padding
     data: EventData
 

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from detector.errors import UserError
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+KEYID_RE = re.compile(r"^[0-9a-f]{16}$")
 
 
 def raw_public(key: Ed25519PublicKey) -> bytes:
@@ -31,6 +32,10 @@ def keyid(key: Ed25519PublicKey | Ed25519PrivateKey) -> str:
     if isinstance(key, Ed25519PrivateKey):
         key = key.public_key()
     return hashlib.sha256(raw_public(key)).hexdigest()[:16]
+
+
+def is_keyid(text: str) -> bool:
+    return bool(KEYID_RE.fullmatch(text))
 
 
 def public_b64(key: Ed25519PublicKey) -> str:

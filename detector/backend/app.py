@@ -16,6 +16,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 
+from detector import keys as keys_mod
 from detector.backend.config import Backend
 from detector.backend.ingest import STATUS, Ingestor
 from detector.backend.store import LedgerStore, SqliteLedgerStore
@@ -167,7 +168,7 @@ def revoke(config_path, keyid: str, reason: str = "") -> int:
     from detector.backend.config import require_config
     from detector.errors import UserError
 
-    if len(keyid) != 16 or any(c not in "0123456789abcdef" for c in keyid):
+    if not keys_mod.is_keyid(keyid):
         raise UserError(f"{keyid!r} is not a key id (16 lowercase hex digits)")
     backend = require_config(config_path)
     store = SqliteLedgerStore(backend.db_path)

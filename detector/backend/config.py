@@ -69,7 +69,7 @@ class BackendConfig(Section):
     @classmethod
     def _keyids(cls, revoked: list[str]) -> list[str]:
         for k in revoked:
-            if len(k) != 16 or any(c not in "0123456789abcdef" for c in k):
+            if not keys_mod.is_keyid(k):
                 raise ValueError(f"{k!r} is not a key id (16 lowercase hex digits)")
         return revoked
 
