@@ -270,9 +270,7 @@ class EventSigner:
         else:
             when = self.clip_start + timedelta(milliseconds=_ms(act.t_notify))
             rand = hashlib.sha256(f"{self.source}\n{seq}".encode()).digest()
-        when_ms = int(when.timestamp() * 1000) if self.clip_start is None else (
-            (when - EPOCH) // timedelta(milliseconds=1)
-        )
+        when_ms = (when - EPOCH) // timedelta(milliseconds=1)  # exact integer ms, as in `time`
         data: dict[str, Any] = {
             "act": act.kind,
             "object_class": act.object_class,
@@ -299,7 +297,7 @@ class EventSigner:
             "keyid": self.keyid,
             "data": data,
         }
-        event[SIG_ATTR] = _b64url(self.key.sign(canonical(event)))
+        event[SIG_ATTR] = _b64url(self.key.sign(signing_bytes(event)))
         # An event the backend would refuse would block this source's chain for good: refuse
         # it here, before it is committed anywhere (the chain state is then unchanged).
         try:

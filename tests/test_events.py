@@ -7,7 +7,7 @@ import hashlib
 import json
 import stat
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import rfc8785
@@ -107,6 +107,9 @@ def test_audit_mode_is_byte_identical_and_live_mode_is_not(key, tmp_path):
     live1, _ = signer.sign(_acts()[0], events.ChainState())
     live2, _ = signer.sign(_acts()[0], events.ChainState())
     assert live1["id"] != live2["id"]
+    # live ids carry the event time too (exact integer ms, no float rounding)
+    live_ms = (datetime.fromisoformat(live1["time"].replace("Z", "+00:00")) - events.EPOCH) // timedelta(milliseconds=1)
+    assert uuid.UUID(live1["id"]).int >> 80 == live_ms
 
 
 def test_configurable_points(key):
