@@ -256,16 +256,18 @@ class CameraWorker:
                 st.frames_analysed += 1
                 st.last_frame_wall = time.time()
                 st.observe_latency(result.detector_ms)
-                if result.acts or (privacy.sample_every and st.frames_analysed % privacy.sample_every == 0):
-                    persons = _person_boxes(result, pipeline.class_names)
-                    if privacy.sample_every and st.frames_analysed % privacy.sample_every == 0:
-                        evidence.put(redactor.snapshot(frame.image, persons))
-                        st.snapshots += 1
-                    for act in result.acts:
-                        self._emit(act, frame, persons, redactor, evidence)
+                sample = privacy.sample_every and st.frames_analysed % privacy.sample_every == 0
+                jpeg = None
+                if sample or (result.acts and privacy.snapshots):  # either implies a redactor
+                    # One face search, blur and encode per frame, shared by the sample and every act.
+                    jpeg = redactor.snapshot(frame.image, _person_boxes(result, pipeline.class_names))
+                    evidence.put(jpeg)
+                    st.snapshots += 1
+                for act in result.acts:
+                    self._emit(act, jpeg if privacy.snapshots else None)
                 evidence.maybe_purge()
             for act in pipeline.finish():  # acts pending at the end of a (non-looping) file
-                self._emit(act, None, None, None, evidence)
+                self._emit(act, None)
         finally:
             self._done.set()
             reporter.join(2)
@@ -278,11 +280,9 @@ class CameraWorker:
         while not self._done.wait(self.report_interval_s):
             self._sync_stats()
 
-    def _emit(self, act: Act, frame: Frame | None, persons, redactor, evidence) -> None:
-        if redactor is not None and frame is not None and self.site.privacy.snapshots:
-            jpeg = redactor.snapshot(frame.image, persons)  # blurred in memory before encoding
-            evidence.put(jpeg)
-            self.stats.snapshots += 1
+    def _emit(self, act: Act, jpeg: bytes | None) -> None:
+        """Sign and queue one act; `jpeg` is its blurred snapshot, already in the evidence store."""
+        if jpeg is not None:
             act = dataclasses.replace(act, snapshot=jpeg)
         event = self.outbox.add(act)
         self.stats.acts += 1
