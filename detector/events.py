@@ -178,6 +178,17 @@ def check_signature(event: dict, public_key: Ed25519PublicKey) -> None:
         raise EventError("schema", f"cannot canonicalize: {e}") from None
 
 
+def check_link(seq: int, prevhash: str, head_seq: int, head_hash: str) -> None:
+    """Raise EventError unless an event with seq/prevhash extends a chain whose last event is
+    head_seq with hash head_hash (0 and GENESIS_PREVHASH for an empty chain)."""
+    if seq <= head_seq:
+        raise EventError("replayed_seq", f"seq {seq} already used (head is {head_seq})")
+    if seq > head_seq + 1:
+        raise EventError("seq_gap", f"seq {seq}, expected {head_seq + 1}")
+    if prevhash != head_hash:
+        raise EventError("prevhash_mismatch", f"prevhash does not match event {head_seq} of this source")
+
+
 # -- ids and times ---------------------------------------------------------------------------
 
 

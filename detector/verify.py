@@ -11,7 +11,15 @@ from pathlib import Path
 
 from detector import keys as keys_mod
 from detector.errors import UserError
-from detector.events import GENESIS_PREVHASH, EventError, check_envelope, check_signature, event_hash, read_jsonl
+from detector.events import (
+    GENESIS_PREVHASH,
+    EventError,
+    check_envelope,
+    check_link,
+    check_signature,
+    event_hash,
+    read_jsonl,
+)
 
 
 @dataclass
@@ -44,11 +52,7 @@ def verify_file(path: Path, pubkey: str | Path) -> Verdict:
                     source = env.source
                 elif env.source != source:
                     raise EventError("source_changed", f"source {env.source} differs from {source}")
-                if env.seq != prev_seq + 1:
-                    raise EventError("seq_gap" if env.seq > prev_seq + 1 else "replayed_seq",
-                                     f"seq {env.seq}, expected {prev_seq + 1}")
-                if env.prevhash != prev_hash:
-                    raise EventError("prevhash_mismatch", "prevhash is not the hash of the previous event")
+                check_link(env.seq, env.prevhash, prev_seq, prev_hash)
             except EventError as e:
                 return Verdict(False, n, f"FAIL: record {index} (line {lineno}): {e.reason}: {e.detail}")
             prev_seq, prev_hash = env.seq, event_hash(obj)

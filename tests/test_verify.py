@@ -78,3 +78,14 @@ def test_wrong_key_bad_json_and_unreadable(log, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "not found" in err and len(err.strip().splitlines()) == 1
     assert main(["verify", str(path), "--pubkey", str(tmp_path / "nokey.pub")]) == 2
+
+
+@pytest.mark.parametrize("site, reason", [("s1", "prevhash_mismatch"), ("s2", "source_changed")])
+def test_validly_signed_record_from_another_chain(log, capsys, site, reason):
+    """Right key, right seq, valid signature, but another history (or another source)."""
+    path, pub = log
+    other = list(events.sign_acts([act(100 + i, "cam1", "z9") for i in range(4)], pub.with_suffix(".key"), site, "cam1"))
+    _rewrite(path, lambda ls: ls[:3] + [other[3]] + ls[4:])
+    assert main(["verify", str(path), "--pubkey", str(pub)]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith(f"FAIL: record 4 (line 4): {reason}"), out

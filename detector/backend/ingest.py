@@ -11,7 +11,15 @@ from typing import Any
 
 from detector.backend.config import Backend
 from detector.backend.store import Accepted, HeadMoved, LedgerStore
-from detector.events import GENESIS_PREVHASH, EventError, canonical, check_envelope, check_signature, event_hash
+from detector.events import (
+    GENESIS_PREVHASH,
+    EventError,
+    canonical,
+    check_envelope,
+    check_link,
+    check_signature,
+    event_hash,
+)
 
 # HTTP status for each refusal reason
 STATUS = {
@@ -63,12 +71,7 @@ class Ingestor:
             raise EventError("id_conflict", f"id {env.id} was accepted with different content")
 
         head_seq, head_hash = self.store.chain_head(env.source) or (0, GENESIS_PREVHASH)
-        if env.seq <= head_seq:
-            raise EventError("replayed_seq", f"seq {env.seq} already used (head is {head_seq})")
-        if env.seq > head_seq + 1:
-            raise EventError("seq_gap", f"seq {env.seq}, expected {head_seq + 1}")
-        if env.prevhash != head_hash:
-            raise EventError("prevhash_mismatch", f"prevhash does not match event {head_seq} of this source")
+        check_link(env.seq, env.prevhash, head_seq, head_hash)
 
         d = env.data
         if d.act == "littering":
