@@ -18,7 +18,7 @@ class HttpSink:
     def deliver(self, events: list[dict]) -> DeliveryResult:
         if not events:
             return DeliveryResult(0)
-        body = b"[" + b",".join(canonical(e) for e in events) + b"]"
+        body = canonical(events)  # a JSON array of the events' canonical bytes
         try:
             r = self.client.post(self.url, content=body, headers={"content-type": "application/cloudevents-batch+json"})
         except httpx.HTTPError as e:
@@ -28,20 +28,20 @@ class HttpSink:
         try:
             payload = r.json()
         except ValueError:
+            payload = None
+        if not isinstance(payload, dict):
             payload = {}
         done = 0
-        results = payload.get("results") if isinstance(payload, dict) else None
+        results = payload.get("results")
         if isinstance(results, list):
             for res in results:  # the backend processes a batch in order and stops at a refusal
                 if isinstance(res, dict) and res.get("status") in ("accepted", "duplicate"):
                     done += 1
                 else:
                     break
-        reason = payload.get("reason", "") if isinstance(payload, dict) else ""
-        detail = payload.get("detail", "") if isinstance(payload, dict) else ""
         return DeliveryResult(
             min(done, len(events)),
-            f"HTTP {r.status_code} {reason}: {detail}".strip(),
+            f"HTTP {r.status_code} {payload.get('reason', '')}: {payload.get('detail', '')}".strip(),
             permanent=400 <= r.status_code < 500 and r.status_code not in (408, 429),
         )
 
