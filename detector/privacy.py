@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from detector.config import PrivacyConfig
-from detector.detection.base import make_session
+from detector.detection.base import class_wise_nms, make_session
 from detector.errors import UserError
 from detector.models import resolve_model
 
@@ -85,8 +85,7 @@ class FaceDetector:
             return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
         xyxy = np.concatenate(boxes) / scale
         conf = np.concatenate(scores).astype(np.float32)
-        xywh = np.column_stack([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]]).astype(np.float32)
-        keep = np.asarray(cv2.dnn.NMSBoxes(xywh, conf, self.score_threshold, self.nms_iou), int).reshape(-1)
+        keep = class_wise_nms(xyxy, conf, np.zeros(len(conf), np.int32), self.nms_iou)  # one class: faces
         xyxy = xyxy[keep]
         np.clip(xyxy[:, 0::2], 0, w, out=xyxy[:, 0::2])
         np.clip(xyxy[:, 1::2], 0, h, out=xyxy[:, 1::2])
