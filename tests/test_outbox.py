@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import signal
 import subprocess
 import time
@@ -21,6 +22,7 @@ from test_backend_helpers import (
     act,
     detector_cmd,
     make_keys,
+    running_backend,
     wait_until,
     write_config,
 )
@@ -142,21 +144,10 @@ def test_restart_continues_the_chain(setup):
     ob = fill(db, ks["edge1"][0], "edge1", acts[10:])  # a new process would do the same
     seqs = [p.event["seq"] for p in ob.pending(100)]
     assert seqs == list(range(1, 21))
-    with BackendProcessCtx(cfg) as b:
+    with running_backend(cfg) as b:
         sender = Sender(ob, HttpSink(b.url), batch_size=7)
         assert sender.run(until_empty=True) == 20
         assert_totals(b, totals, 20)
-
-
-class BackendProcessCtx:
-    def __init__(self, cfg):
-        self.b = BackendProcess(cfg)
-
-    def __enter__(self):
-        return self.b.start()
-
-    def __exit__(self, *exc):
-        self.b.stop()
 
 
 class FlakySink:
@@ -181,16 +172,17 @@ def test_sender_in_order_backoff_and_partial_acks(tmp_path):
     key_path, _, _ = keys.generate("c", tmp_path)
     ob = fill(tmp_path / "o.sqlite3", key_path, "c", [act(i, "c") for i in range(9)])
     waits = []
-    s = Sender(ob, FlakySink(), batch_size=5, backoff_initial_s=1, backoff_max_s=8, sleep=waits.append)
+    s = Sender(ob, FlakySink(), batch_size=5, backoff_initial_s=1, backoff_max_s=8, sleep=waits.append,
+               rng=random.Random(0))
     s.run(until_empty=True)
     assert s.sink.seen == list(range(1, 10))
     assert ob.counts() == (9, 0)
     assert waits and all(0 <= w <= 8 for w in waits)
     # the bound grows exponentially with consecutive failures and is capped
-    s.failures = 10
-    assert max(s.backoff_s() for _ in range(200)) <= 8
-    s.failures = 0
-    assert max(s.backoff_s() for _ in range(200)) <= 1
+    for failures, bound in [(0, 1), (1, 2), (2, 4), (3, 8), (10, 8)]:
+        s.failures = failures
+        draws = [s.backoff_s() for _ in range(200)]
+        assert bound / 2 < max(draws) <= bound, failures
 
 
 def test_failed_add_leaves_outbox_and_chain_unchanged(tmp_path):
