@@ -62,7 +62,7 @@ def connect(path: Path) -> sqlite3.Connection:
         conn.execute("PRAGMA synchronous=FULL")  # an event acknowledged by add() survives power loss
         conn.execute("PRAGMA busy_timeout=30000")
         conn.executescript(_SCHEMA)
-    except sqlite3.Error as e:
+    except (sqlite3.Error, OSError) as e:  # OSError: the parent directory cannot be made
         raise UserError(f"{path}: cannot open outbox database: {e}") from None
     return conn
 

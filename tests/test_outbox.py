@@ -10,6 +10,7 @@ import time
 import pytest
 
 from detector import keys
+from detector.errors import UserError
 from detector.events import EventSigner
 from detector.outbox import Outbox, Sender
 from detector.sinks import DeliveryResult
@@ -183,6 +184,15 @@ def test_sender_in_order_backoff_and_partial_acks(tmp_path):
         s.failures = failures
         draws = [s.backoff_s() for _ in range(200)]
         assert bound / 2 < max(draws) <= bound, failures
+
+
+def test_unusable_outbox_path_is_a_one_line_error(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(UserError, match="cannot open outbox database"):
+        Outbox(tmp_path / "file" / "o.sqlite3")
+    r = subprocess.run(detector_cmd("outbox", "send", "--db", str(tmp_path / "file" / "o.sqlite3"), "--url",
+                                    "http://127.0.0.1:9", "--once"), capture_output=True, text=True)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
 def test_failed_add_leaves_outbox_and_chain_unchanged(tmp_path):
