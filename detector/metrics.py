@@ -1,6 +1,6 @@
 """Per-site Prometheus metrics and health, served by the supervisor.
 
-Workers report their cumulative counters once a second over a multiprocessing queue; the
+Workers report their cumulative counters once a second, each over its own pipe; the
 supervisor keeps the newest report per camera and a custom collector turns them into
 metrics at scrape time. This is simpler and sturdier than prometheus multiprocess mode
 (no shared directory of mmap files to clean after a crash): when a worker dies, its last

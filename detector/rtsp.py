@@ -162,6 +162,3 @@ class RtspSource:
         finally:
             self._gen += 1  # tell the reader to leave
             self.state = "stopped"
-
-    def close(self) -> None:
-        self.stop.set()

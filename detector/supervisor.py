@@ -71,7 +71,6 @@ class Supervisor:
             raise UserError("no enabled camera in the site config")
         self.slots = {c.name: _Slot(c, backoff=self.cfg.restart_backoff_initial_s) for c in cams}
         self.metrics = SiteMetrics(site.site, list(self.slots), site.metrics.stale_after_s)
-        self._stopping = threading.Event()
         self._signalled = False
         self.server = None
         self.metrics_port = site.metrics.port if metrics_port is None else metrics_port
@@ -106,7 +105,7 @@ class Supervisor:
             slot.conn = None
         finished = self.metrics.latest.get(name, {}).get("state") == "finished"
         self.metrics.retire(name)
-        if code == 0 and (finished or self._signalled or self._stopping.is_set()):
+        if code == 0 and (finished or self._signalled):
             slot.done = True
             self.metrics.set_supervised(name, state="finished" if finished else "stopped", pid=None)
             log.info("camera %r: worker %s", name, "finished its file" if finished else "stopped")
@@ -152,7 +151,7 @@ class Supervisor:
             self._start(slot)
         last_table = time.monotonic()
         try:
-            while not (self._signalled or self._stopping.is_set()):
+            while not self._signalled:
                 self._drain()
                 now = time.monotonic()
                 for slot in self.slots.values():
@@ -172,7 +171,6 @@ class Supervisor:
         return 0
 
     def _shutdown(self) -> None:
-        self._stopping.set()
         live = [s for s in self.slots.values() if s.proc is not None and s.proc.is_alive()]
         for s in live:
             s.proc.terminate()  # SIGTERM: the worker stops reading, flushes its outbox and exits
