@@ -50,9 +50,9 @@ _LITTER_MEMORY = 10_000  # littering debits remembered for clean-up (oldest forg
 class PointsConfig(Section):
     """Points per severity: littering subtracts them, clean-up of that litter gives them back."""
 
-    small: int = Field(10, ge=0, le=1_000_000)
-    bag: int = Field(30, ge=0, le=1_000_000)
-    bulky: int = Field(100, ge=0, le=1_000_000)
+    small: int = Field(10, ge=0, le=1_000_000, description="points of a small item")
+    bag: int = Field(30, ge=0, le=1_000_000, description="points of a bag-sized item (or a bag)")
+    bulky: int = Field(100, ge=0, le=1_000_000, description="points of a bulky item")
 
     def of(self, severity: str) -> int:
         return int(getattr(self, severity))

@@ -15,14 +15,14 @@ from detector.events import SOURCE_RE, PointsConfig
 
 
 class ListenConfig(Section):
-    host: str = "127.0.0.1"
-    port: int = Field(8080, ge=0, le=65535)
+    host: str = Field("127.0.0.1", description="address to listen on")
+    port: int = Field(8080, ge=0, le=65535, description="TCP port (0: any free port)")
 
 
 class GradesConfig(Section):
-    A: int = 900
-    B: int = 700
-    C: int = 500
+    A: int = Field(900, description="lowest score graded A")
+    B: int = Field(700, description="lowest score graded B")
+    C: int = Field(500, description="lowest score graded C; below it: D")
 
     @model_validator(mode="after")
     def _ordered(self) -> GradesConfig:
@@ -41,21 +41,23 @@ class GradesConfig(Section):
 
 
 class ScoringConfig(Section):
-    ceiling: int = Field(1000, ge=1, le=1_000_000_000)
-    grades: GradesConfig = GradesConfig()
-    points: PointsConfig = PointsConfig()
+    ceiling: int = Field(1000, ge=1, le=1_000_000_000, description="score of a zone with no debits; the score never exceeds it")
+    grades: GradesConfig = Field(GradesConfig(), description="score thresholds of the grades")
+    points: PointsConfig = Field(PointsConfig(), description="points per severity (the backend's own scoring)")
 
 
 class BackendConfig(Section):
-    listen: ListenConfig = ListenConfig()
+    listen: ListenConfig = Field(ListenConfig(), description="HTTP listen address")
     db: Path = Field(Path("ledger.sqlite3"), description="SQLite file; relative to the config file")
-    # source ("/sites/<site>/cameras/<camera>") -> public key(s): PEM file path or inline base64
-    keys: dict[str, str | list[str]] = Field(default_factory=dict)
+    keys: dict[str, str | list[str]] = Field(
+        default_factory=dict,
+        description='source ("/sites/<site>/cameras/<camera>") -> public key(s): PEM file path or inline base64',
+    )
     revoked: list[str] = Field(default_factory=list, description="revoked key ids")
-    scoring: ScoringConfig = ScoringConfig()
-    max_body_bytes: int = Field(1 << 20, ge=1024, le=64 << 20)
-    max_batch: int = Field(1000, ge=1, le=100_000)
-    recent_entries: int = Field(50, ge=1, le=10_000)
+    scoring: ScoringConfig = Field(ScoringConfig(), description="zone scores and grades")
+    max_body_bytes: int = Field(1 << 20, ge=1024, le=64 << 20, description="larger request bodies are refused (413)")
+    max_batch: int = Field(1000, ge=1, le=100_000, description="most events in one POST")
+    recent_entries: int = Field(50, ge=1, le=10_000, description="default number of recent ledger entries per zone")
 
     @field_validator("keys")
     @classmethod
