@@ -17,9 +17,10 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 
 from detector import keys as keys_mod
-from detector.backend.config import Backend
+from detector.backend.config import Backend, require_config
 from detector.backend.ingest import STATUS, Ingestor
 from detector.backend.store import LedgerStore, SqliteLedgerStore
+from detector.errors import UserError
 from detector.events import EventError, loads_strict
 
 
@@ -152,8 +153,6 @@ def serve(config_path, host: str | None = None, port: int | None = None) -> int:
     """`detector backend serve`: run the app with uvicorn until interrupted."""
     import uvicorn
 
-    from detector.backend.config import require_config
-
     backend = require_config(config_path)
     app = create_app(backend)
     h = host or backend.config.listen.host
@@ -165,9 +164,6 @@ def serve(config_path, host: str | None = None, port: int | None = None) -> int:
 
 def revoke(config_path, keyid: str, reason: str = "") -> int:
     """`detector backend revoke`: record a key revocation in the store (effective at once)."""
-    from detector.backend.config import require_config
-    from detector.errors import UserError
-
     if not keys_mod.is_keyid(keyid):
         raise UserError(f"{keyid!r} is not a key id (16 lowercase hex digits)")
     backend = require_config(config_path)
