@@ -14,15 +14,10 @@ import pytest
 
 from detector.config import MqttConfig
 from detector.values import Act
+from test_backend_helpers import free_port, wait_until
 
 MOSQUITTO = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
 pytestmark = pytest.mark.skipif(MOSQUITTO is None, reason="needs the mosquitto broker (apt-get install mosquitto)")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Broker:
@@ -93,15 +88,6 @@ class Subscriber:
         self.client.loop_stop()
 
 
-def wait_for(cond, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return cond()
-
-
 def make_act(i: int) -> Act:
     return Act("littering", "gate", "pavement", "bottle", (10, 20, 30, 40), "small", float(i), float(i) + 2, i)
 
@@ -120,10 +106,10 @@ def test_nothing_lost_across_broker_restart(broker, tmp_path):
     thread = threading.Thread(target=sender.run, daemon=True)
     thread.start()
     try:
-        assert wait_for(lambda: ("detector/gate/availability", "online") in sub.availability, 10)
+        assert wait_until(lambda: ("detector/gate/availability", "online") in sub.availability, 10)
         for i in range(10):
             outbox.add(make_act(i))
-        assert wait_for(lambda: outbox.counts()[1] == 0 and len(set(sub.ids)) == 10, 15), (outbox.counts(), len(sub.ids))
+        assert wait_until(lambda: outbox.counts()[1] == 0 and len(set(sub.ids)) == 10, 15), (outbox.counts(), len(sub.ids))
 
         t_stop = time.monotonic()
         broker.stop()
@@ -136,9 +122,9 @@ def test_nothing_lost_across_broker_restart(broker, tmp_path):
 
         broker.start()
         t_start = time.monotonic()
-        assert wait_for(lambda: outbox.counts()[1] == 0, 30), outbox.counts()
+        assert wait_until(lambda: outbox.counts()[1] == 0, 30), outbox.counts()
         t_drained = time.monotonic()
-        assert wait_for(lambda: len(set(sub.ids)) == 25, 15), len(set(sub.ids))
+        assert wait_until(lambda: len(set(sub.ids)) == 25, 15), len(set(sub.ids))
         expected = {row[0] for row in outbox.conn.execute("SELECT id FROM events")}
         assert set(sub.ids) == expected
         print(f"\nbroker restart: down {t_start - t_stop:.1f} s with {pending_while_down} events pending; outbox "
@@ -148,7 +134,7 @@ def test_nothing_lost_across_broker_restart(broker, tmp_path):
         sender.stop()
         thread.join(5)
         sink.close()
-    assert wait_for(lambda: sub.availability[-1:] == [("detector/gate/availability", "offline")], 5)
+    assert wait_until(lambda: sub.availability[-1:] == [("detector/gate/availability", "offline")], 5)
     sub.close()
     outbox.close()
 
@@ -167,9 +153,9 @@ def test_last_will_marks_a_dead_worker_offline(broker):
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "up"
-        assert wait_for(lambda: ("detector/lwt/availability", "online") in sub.availability, 5)
+        assert wait_until(lambda: ("detector/lwt/availability", "online") in sub.availability, 5)
         proc.kill()  # no DISCONNECT: the broker publishes the will
-        assert wait_for(lambda: sub.availability[-1:] == [("detector/lwt/availability", "offline")], 10)
+        assert wait_until(lambda: sub.availability[-1:] == [("detector/lwt/availability", "offline")], 10)
     finally:
         proc.kill()
         proc.wait()
@@ -210,7 +196,7 @@ def test_worker_publishes_signed_events_with_evidence(broker, footage_dir, model
     try:
         assert stats.acts >= 1, "the porch clip holds a bottle drop"
         assert stats.outbox_depth == 0 and stats.delivered == stats.acts
-        assert wait_for(lambda: len({e["id"] for e in got}) == stats.acts, 10)
+        assert wait_until(lambda: len({e["id"] for e in got}) == stats.acts, 10)
         event = got[0]
         assert event["source"] == "/sites/s1/cameras/porch" and event["sig"]
         assert (tmp_path / "evidence" / f"{event['data']['evidence_sha256']}.jpg").exists()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import threading
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from detector.config import validate_site
+from test_backend_helpers import free_port, wait_until
 
 SERVER = Path(__file__).with_name("rtsp_server.py")
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -27,12 +27,6 @@ def _gst_rtsp_available() -> str | None:
                 "gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad "
                 "gstreamer1.0-plugins-ugly gstreamer1.0-libav)")
     return None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class RtspServer:
@@ -74,19 +68,9 @@ def rtsp_server(footage_dir):
     server.kill()
 
 
-def wait_for(cond, timeout: float, step: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(step)
-    return cond()
-
-
 @pytest.mark.slow
 @pytest.mark.footage
 def test_worker_reconnects_after_server_restart(rtsp_server, model_dir, tmp_path):
-    from detector import pipeline as pipeline_mod
     from detector.worker import CameraWorker
 
     site = validate_site({
@@ -102,13 +86,13 @@ def test_worker_reconnects_after_server_restart(rtsp_server, model_dir, tmp_path
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
     try:
-        assert wait_for(lambda: "s" in stats and stats["s"].frames_analysed >= 10, 30), stats
+        assert wait_until(lambda: "s" in stats and stats["s"].frames_analysed >= 10, 30), stats
         first = stats["s"]
         assert first.connects == 1 and first.reconnects == 0 and first.state == "running"
 
         t_kill = time.monotonic()
         rtsp_server.kill()
-        assert wait_for(lambda: stats["s"].reconnects >= 1, 10), "the worker did not notice the dead server"
+        assert wait_until(lambda: stats["s"].reconnects >= 1, 10), "the worker did not notice the dead server"
         t_noticed = time.monotonic()
         assert stats["s"].state in ("reconnecting", "backoff", "connecting")
         frames_down = stats["s"].frames_analysed
@@ -117,7 +101,7 @@ def test_worker_reconnects_after_server_restart(rtsp_server, model_dir, tmp_path
 
         rtsp_server.start()
         t_restart = time.monotonic()
-        assert wait_for(lambda: stats["s"].connects >= 2 and stats["s"].frames_analysed >= frames_down + 10, 30), stats
+        assert wait_until(lambda: stats["s"].connects >= 2 and stats["s"].frames_analysed >= frames_down + 10, 30), stats
         t_back = time.monotonic()
         s = stats["s"]
         assert s.state == "running"
@@ -125,13 +109,12 @@ def test_worker_reconnects_after_server_restart(rtsp_server, model_dir, tmp_path
               f"{t_back - t_restart:.1f} s after the server restart; connects={s.connects} "
               f"reconnects={s.reconnects} frames_analysed={s.frames_analysed}", file=sys.stderr)
 
-        if hasattr(pipeline_mod, "ActRecogniser"):  # the act recogniser has landed: acts must flow too
-            # the restarted server plays aboda_video4 from its start: littering ~15-20 s in
-            assert wait_for(lambda: any(a.kind == "littering" for a, _ in acts), 40, 0.5), "no littering act after reconnect"
-            act, event = next((a, e) for a, e in acts if a.kind == "littering")
-            assert event["data"].get("evidence_sha256")
-            assert (tmp_path / "evidence" / f"{event['data']['evidence_sha256']}.jpg").exists()
-            print(f"littering act {time.monotonic() - t_restart:.1f} s after the restart", file=sys.stderr)
+        # acts flow after the reconnect: the restarted server plays aboda_video4 from its start, littering ~15-20 s in
+        assert wait_until(lambda: any(a.kind == "littering" for a, _ in acts), 40, 0.5), "no littering act after reconnect"
+        act, event = next((a, e) for a, e in acts if a.kind == "littering")
+        assert event["data"].get("evidence_sha256")
+        assert (tmp_path / "evidence" / f"{event['data']['evidence_sha256']}.jpg").exists()
+        print(f"littering act {time.monotonic() - t_restart:.1f} s after the restart", file=sys.stderr)
     finally:
         stop.set()
         thread.join(10)
@@ -150,12 +133,10 @@ def test_unreachable_rtsp_backs_off_without_blocking(tmp_path):
     frames = []
     t = threading.Thread(target=lambda: frames.extend(src), daemon=True)
     t.start()
-    assert wait_for(lambda: src.state == "backoff" and src.last_error, 10)
+    assert wait_until(lambda: src.state == "backoff" and src.last_error, 10)
     stop.set()
     t.join(5)
     assert not t.is_alive() and frames == [] and src.state == "stopped"
-
-
 
 
 @pytest.mark.slow
@@ -175,14 +156,14 @@ def test_stalled_stream_reconnects(rtsp_server):
     t = threading.Thread(target=lambda: [frames.append(f.time_s) for f in src], daemon=True)
     t.start()
     try:
-        assert wait_for(lambda: len(frames) >= 5, 20)
+        assert wait_until(lambda: len(frames) >= 5, 20)
         os.kill(rtsp_server.proc.pid, signal.SIGSTOP)
         t_stall = time.monotonic()
-        assert wait_for(lambda: src.reconnects >= 1, 10), "a silent stream was not noticed"
+        assert wait_until(lambda: src.reconnects >= 1, 10), "a silent stream was not noticed"
         t_noticed = time.monotonic()
         n = len(frames)
         os.kill(rtsp_server.proc.pid, signal.SIGCONT)
-        assert wait_for(lambda: src.connects >= 2 and len(frames) >= n + 5, 20), (src.connects, len(frames))
+        assert wait_until(lambda: src.connects >= 2 and len(frames) >= n + 5, 20), (src.connects, len(frames))
         print(f"\nRTSP stall: noticed after {t_noticed - t_stall:.1f} s, frames again "
               f"{time.monotonic() - t_noticed:.1f} s later (connects={src.connects}, reconnects={src.reconnects})",
               file=sys.stderr)
