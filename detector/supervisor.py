@@ -91,7 +91,9 @@ class Supervisor:
         proc.start()
         writer.close()
         slot.proc, slot.conn, slot.started = proc, reader, time.monotonic()
-        self.metrics.set_supervised(name, state="running", pid=proc.pid, since=time.time())
+        # `since` (the staleness clock of a camera that never delivered a frame) is not reset
+        # here: a worker that crashes before its first frame, again and again, must go stale.
+        self.metrics.set_supervised(name, state="running", pid=proc.pid)
         log.info("camera %r: worker started (pid %d)", name, proc.pid)
 
     def _reap(self, slot: _Slot, now: float) -> None:
