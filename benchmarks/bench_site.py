@@ -23,6 +23,7 @@ import urllib.request
 from pathlib import Path
 
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 CAMERAS = [
     ("sidewalk", "aboda_video4"),
@@ -76,18 +77,13 @@ def name_of(pid: int) -> str:
 
 
 def scrape(port: int) -> dict[str, dict[str, float]]:
+    """{camera: {sample name: value}} from /metrics (histogram buckets left out)."""
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     out: dict[str, dict[str, float]] = {}
-    for line in text.splitlines():
-        if line.startswith("#") or "{" not in line:
-            continue
-        name, rest = line.split("{", 1)
-        labels, value = rest.rsplit("}", 1)
-        lab = dict(kv.split("=", 1) for kv in labels.split(",") if "=" in kv)
-        cam = lab.get("camera", "").strip('"')
-        if "le" in lab:
-            continue
-        out.setdefault(cam, {})[name] = float(value)
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if "camera" in sample.labels and "le" not in sample.labels:
+                out.setdefault(sample.labels["camera"], {})[sample.name] = sample.value
     return out
 
 
