@@ -88,7 +88,6 @@ def measure(mode: str, clip: Path) -> dict:
             acts.extend(result.acts)
             frames += 1
             video_s = max(video_s, frame.time_s)
-        acts.extend(pipeline.finish())
         wall = time.perf_counter() - t0
     return {
         "mode": mode, "clip": clip.name, "frames": frames, "video_s": video_s, "wall_s": wall,

@@ -30,6 +30,7 @@ class FrameResult:
     detections: sv.Detections
     tracks: sv.Detections
     acts: list[Act] = field(default_factory=list)
+    detector_ran: bool = False
     detector_ms: float = 0.0
     scene: SceneView | None = None
 
@@ -111,7 +112,7 @@ class Pipeline:
             self.scene.unwatch(litter_id)
         for litter_id, box in step.watch:
             self.scene.watch(litter_id, box)
-        return FrameResult(frame, detections, tracks, step.acts, detector_ms, view)
+        return FrameResult(frame, detections, tracks, step.acts, plan == "detect", detector_ms, view)
 
     def _split(self, detections: sv.Detections, tracks: sv.Detections) -> tuple[list[Person], list[Sighting]]:
         """People (tracked, plus untracked person detections so that nobody is mistaken
@@ -132,10 +133,6 @@ class Pipeline:
             if names[int(c)] != "person"
         ]
         return people, others
-
-    def finish(self) -> list[Act]:
-        """Acts still pending at the end of a clip: none, since every act needs its dwell."""
-        return []
 
     def litter_overlay(self) -> list[tuple[int, Box, str]]:
         """Litter currently known to lie in view, for drawing: (litter_id, box, class)."""

@@ -56,22 +56,16 @@ def tracks_record(result: FrameResult, class_names: list[str]) -> dict:
 
 
 def iterate(clip: Path, settings: Settings, pipeline: Pipeline | None = None, progress: bool = False) -> Iterator[FrameResult]:
-    """FrameResults of a whole clip; the last one carries the acts pending at the end."""
+    """FrameResults of a whole clip (every act needs its dwell, so none is pending at the end)."""
     source = FileSource(clip, settings.source.analysis_fps, settings.source.max_seconds)
     pipeline = pipeline or Pipeline(settings)
     total = source.duration_estimate_s
     bar = tqdm(total=round(total, 1) or None, unit="s", desc=clip.name, disable=not progress, leave=False,
                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s video [{elapsed}<{remaining}]")
-    last: FrameResult | None = None
     try:
         for frame in prefetched(source):
-            if last is not None:
-                yield last
-            last = pipeline.process(frame)
+            yield pipeline.process(frame)
             bar.update(max(0.0, min(frame.time_s, total) - bar.n))
-        if last is not None:
-            last.acts.extend(pipeline.finish())
-            yield last
     finally:
         bar.close()
 

@@ -255,7 +255,8 @@ class CameraWorker:
                 result = pipeline.process(frame)
                 st.frames_analysed += 1
                 st.last_frame_wall = time.time()
-                st.observe_latency(result.detector_ms)
+                if result.detector_ran:  # frames the motion gate skipped have no latency
+                    st.observe_latency(result.detector_ms)
                 sample = privacy.sample_every and st.frames_analysed % privacy.sample_every == 0
                 jpeg = None
                 if sample or (result.acts and privacy.snapshots):  # either implies a redactor
@@ -266,8 +267,6 @@ class CameraWorker:
                 for act in result.acts:
                     self._emit(act, jpeg if privacy.snapshots else None)
                 evidence.maybe_purge()
-            for act in pipeline.finish():  # acts pending at the end of a (non-looping) file
-                self._emit(act, None)
         finally:
             self._done.set()
             reporter.join(2)
