@@ -28,7 +28,7 @@ class DetectorConfig(Section):
     model: str = Field("yolox-nano", description="model name from models/manifest.yaml")
     model_path: Path | None = Field(None, description="explicit ONNX file; overrides the lookup")
     score_threshold: float | None = Field(None, ge=0, le=1, description="default: the model's own")
-    nms_iou: float = Field(0.45, gt=0, le=1)
+    nms_iou: float = Field(0.45, gt=0, le=1, description="boxes of one class overlapping more than this are merged")
     threads: int = Field(1, ge=1, le=64, description="onnxruntime intra-op threads")
     # Persons, the COCO classes that people carry and drop, and the scenery classes
     # (vehicles, furniture): scene memory needs to see a vehicle to know that what changes
@@ -63,15 +63,15 @@ class MotionConfig(Section):
 
 class TrackerConfig(Section):
     lost_track_buffer_s: float = Field(2.0, gt=0, description="how long a lost track is kept")
-    track_activation_threshold: float = Field(0.4, ge=0, le=1)
-    high_conf_det_threshold: float = Field(0.5, ge=0, le=1)
-    minimum_iou_threshold: float = Field(0.1, ge=0, le=1)
-    minimum_consecutive_frames: int = Field(2, ge=1)
+    track_activation_threshold: float = Field(0.4, ge=0, le=1, description="detection score that may start a track")
+    high_conf_det_threshold: float = Field(0.5, ge=0, le=1, description="ByteTrack's first-round (high-confidence) score")
+    minimum_iou_threshold: float = Field(0.1, ge=0, le=1, description="least overlap that links a detection to a track")
+    minimum_consecutive_frames: int = Field(2, ge=1, description="detector runs in a row before a track is reported")
 
 
 class ZoneConfig(Section):
-    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
-    polygon: list[tuple[float, float]] = Field(min_length=3)
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$", description="zone id used by the ledger")
+    polygon: list[tuple[float, float]] = Field(min_length=3, description="[x, y] corners in frame pixels")
 
 
 class CameraConfig(Section):
@@ -249,7 +249,7 @@ class PrivacyConfig(Section):
     face_max_side: int = Field(640, ge=64, le=4096, description="downscale frames to this long side for YuNet")
     face_margin: float = Field(0.3, ge=0, le=2, description="grow each face box by this fraction before blurring")
     head_fraction: float = Field(0.2, gt=0, le=1, description="top part of a person box blurred when no face is found in it")
-    jpeg_quality: int = Field(80, ge=10, le=100)
+    jpeg_quality: int = Field(80, ge=10, le=100, description="JPEG quality of stored snapshots")
     evidence_dir: Path = Field(Path("var/evidence"), description="directory of snapshots named by sha256")
     retention_days: float = Field(30.0, gt=0, description="snapshots older than this are deleted")
     purge_interval_s: float = Field(3600.0, gt=0, description="how often old snapshots are purged")
@@ -265,19 +265,19 @@ class OutboxConfig(Section):
 
 class DeliveryConfig(Section):
     url: str | None = Field(None, description="scoring backend base URL; None: no HTTP delivery")
-    batch_size: int = Field(100, ge=1, le=10_000)
-    backoff_initial_s: float = Field(0.5, gt=0)
-    backoff_max_s: float = Field(30.0, gt=0)
+    batch_size: int = Field(100, ge=1, le=10_000, description="events per POST")
+    backoff_initial_s: float = Field(0.5, gt=0, description="first wait after a failed delivery")
+    backoff_max_s: float = Field(30.0, gt=0, description="cap of the exponential delivery backoff (with jitter)")
 
 
 class MqttConfig(Section):
     enabled: bool = Field(False, description="publish events to an MQTT broker")
-    host: str = Field("127.0.0.1", min_length=1)
-    port: int = Field(1883, ge=1, le=65535)
+    host: str = Field("127.0.0.1", min_length=1, description="broker host")
+    port: int = Field(1883, ge=1, le=65535, description="broker port")
     topic_prefix: str = Field("detector", min_length=1, description="topics: PREFIX/<camera>/events|availability")
-    keepalive_s: int = Field(30, ge=5, le=3600)
+    keepalive_s: int = Field(30, ge=5, le=3600, description="MQTT keep-alive; the last will fires after ~1.5x this")
     ack_timeout_s: float = Field(10.0, gt=0, description="a publish not acknowledged (PUBACK) in time is retried")
-    username: str | None = None
+    username: str | None = Field(None, description="broker user name (password from password_env)")
     password_env: str | None = Field(None, description="environment variable holding the password")
 
 
@@ -297,7 +297,7 @@ class SiteCamera(Section):
     loop: bool = Field(False, description="file cameras: replay the file forever")
     realtime: bool = Field(True, description="file cameras: pace frames to video time, like a live camera")
     analysis_fps: float | None = Field(None, gt=0, description="default: source.analysis_fps of the site pipeline")
-    enabled: bool = True
+    enabled: bool = Field(True, description="false: keep the camera in the config but do not run it")
     zones: list[ZoneConfig] = Field(default_factory=list, description="no zones: the whole view is one zone")
     # Per-camera overrides of the pipeline Settings sections (detector, tracker, ...), written
     # as keys of the camera itself; see SiteConfig.camera_settings.
@@ -311,7 +311,7 @@ class SiteCamera(Section):
 class SiteConfig(Section):
     site: str = Field("site", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     pipeline: dict[str, Any] = Field(default_factory=dict, description="Settings sections shared by every camera")
-    cameras: list[SiteCamera] = Field(default_factory=list)
+    cameras: list[SiteCamera] = Field(default_factory=list, description="one worker process per camera")
     rtsp: RtspConfig = RtspConfig()
     supervisor: SupervisorConfig = SupervisorConfig()
     privacy: PrivacyConfig = PrivacyConfig()
