@@ -141,9 +141,10 @@ class ActRecogniser:
             self._vehicles.append((time_s, vehicles))
         while self._vehicles and time_s - self._vehicles[0][0] > cfg.vehicle_memory_s:
             self._vehicles.popleft()
-        if view.relit:
+        if view.relit or view.reset:
             self._settle_until = time_s + cfg.settle_s
-            self._candidates.clear()
+        if view.reset:
+            self._candidates.clear()  # the regions they stood on are gone with the backgrounds
         self._startup_step(time_s, people, sightings, out, detected)
 
         for obj in view.objects:

@@ -12,6 +12,11 @@ absorb a still object into the background on their own schedule and report no pe
 "changed since when"; here the long-term model is frozen under candidate objects and known
 litter (selective update), which is what keeps a left bag visible for minutes.
 
+Lights switched on or off, or an exposure step, change most of the view at once. If one
+smooth gain (plus a black-level offset) explains the change, it is divided out of every later
+frame and all memory is kept: a bag set down just before the lights dim is still found. A
+change nothing smooth explains (the camera turned, the view is blocked) starts afresh.
+
 Pure: frames and boxes in, `SceneView` out; no I/O. Tolerates frames without detections
 (a motion gate may skip the detector): the background model runs on every frame given.
 """
@@ -53,7 +58,11 @@ class SceneView:
     # litter_id -> fraction of the watched region that no longer looks like the object
     # did when it was registered (0 = unchanged, 1 = entirely different)
     changed: dict[int, float] = field(default_factory=dict)
-    relit: bool = False  # most of the view changed at once: backgrounds recalibrated
+    # Most of the view changed at once. A change one smooth gain field explains (lights,
+    # exposure) is compensated and memory is kept (`relit`); anything else (camera moved,
+    # view blocked) starts the backgrounds afresh and forgets every region (`reset`).
+    relit: bool = False
+    reset: bool = False
 
 
 @dataclass
@@ -64,6 +73,24 @@ class _Region:
     change: Change
     votes: dict[str, float] = field(default_factory=dict)
     last_seen: float = 0.0
+
+
+@dataclass(frozen=True)
+class Lighting:
+    """A change of light: a pixel that read v now reads gain * v + offset."""
+
+    gain: np.ndarray  # per pixel, a smooth surface
+    offset: float
+
+    def apply(self, grey: np.ndarray) -> np.ndarray:
+        return grey * self.gain + self.offset
+
+    def undo(self, grey: np.ndarray) -> np.ndarray:
+        return ((grey - self.offset) / self.gain).astype(np.float32)
+
+    def then(self, later: Lighting) -> Lighting:
+        """This change followed by `later`."""
+        return Lighting(self.gain * later.gain, self.offset * later.gain + later.offset)
 
 
 @dataclass
@@ -83,6 +110,7 @@ class SceneMemory:
         self._still: np.ndarray | None = None  # per pixel: since when the frame agrees with S
         self._t_prev: float | None = None
         self._t_reset = 0.0
+        self._light: Lighting | None = None  # how the light changed since the models were learnt
         self._warm: list[np.ndarray] = []
         self._unseen: np.ndarray | None = None  # pixels covered by people all through warm-up
         self._regions: list[_Region] = []
@@ -145,6 +173,8 @@ class SceneMemory:
         """One frame (BGR, or already grey): `persons` are person boxes, `objects` (box, class, score) other detections."""
         cfg = self.cfg
         g = self._grey(image)
+        if self._light is not None and self._light.gain.shape == g.shape:
+            g = self._light.undo(g)
         if self._S is None or self._S.shape != g.shape:
             self._reset(g, time_s)
             self._t_prev = time_s
@@ -159,11 +189,31 @@ class SceneMemory:
         tau_long = min(cfg.long_tau_s, max(dt, time_s - self._t_reset)) if warming else cfg.long_tau_s
         a_long = 1.0 - np.exp(-dt / tau_long)
 
+        relit = False
         moving = np.abs(g - self._S) > cfg.diff_threshold
+        if moving.mean() > cfg.relight_fraction and warming:
+            self._reset(g, time_s)  # nothing learnt yet worth carrying over
+            return SceneView(time_s, reset=True)
         if moving.mean() > cfg.relight_fraction:
-            # Lighting jump or camera motion: everything changed at once, nothing was left.
-            self._reset(g, time_s)
-            return SceneView(time_s, relit=True)
+            # Lights switched or exposure jumped: carry the whole memory over to the new
+            # light. Anything a smooth gain cannot explain (the camera moved, something
+            # covers the view) leaves nothing to compare with: start afresh.
+            light = self._lighting_gain(g, self._S)
+            if light is None:
+                self._reset(g, time_s)
+                return SceneView(time_s, reset=True)
+            self._relight(light)
+            g = light.undo(g)
+            relit = True
+        elif not warming and (np.abs(self._S - self._L) > cfg.diff_threshold).mean() > cfg.relight_fraction:
+            # A slower change (lights warming up, a cloud) the short-term model has followed
+            # but the long-term one has not: take it out of both.
+            light = self._lighting_gain(self._S, self._L)
+            if light is not None:
+                self._relight(light)
+                self._S = light.undo(self._S)
+                g = light.undo(g)
+                relit = True
 
         person_mask = np.zeros(g.shape, bool)
         for box in persons:
@@ -218,11 +268,12 @@ class SceneMemory:
 
         objects_view = self._regions_from(static, time_s, objects)
         changed = {lid: self._changed(w) for lid, w in self._watch.items()}
-        return SceneView(time_s, objects_view, changed, False)
+        return SceneView(time_s, objects_view, changed, relit)
 
     # -- internals ----------------------------------------------------------------------------
     def _reset(self, g: np.ndarray, time_s: float) -> None:
         self._t_reset = time_s
+        self._light = None
         self._warm = []  # filled by the next frames, which know where people are
         self._unseen = None
         self._L = g.copy()
@@ -234,6 +285,42 @@ class SceneMemory:
         for w in self._watch.values():
             b = w.box_s
             w.ref = g[b[1] : b[3], b[0] : b[2]].copy()
+
+    def _lighting_gain(self, now: np.ndarray, before: np.ndarray) -> Lighting | None:
+        """A smooth lighting change with now ≈ gain(x, y) * before + offset, if one explains
+        what changed.
+
+        Lighting changes are low-frequency: a gain that is a quadratic surface over the view
+        (a lamp switched on at one side of a room, an exposure step) plus one black-level
+        offset (7 numbers), but not a truck that fills half the view or a camera that turned.
+        Fitted by least squares on a pixel sample, refitted on the 60% that fit best (people
+        moving meanwhile are outliers). Written by hand: OpenCV has no robust smooth-gain fit,
+        and this is a few lines of numpy on a small sample.
+        """
+        h, w = now.shape
+        ys, xs = np.mgrid[0:h:4, 0:w:4]
+        b = before[::4, ::4].ravel().astype(np.float64)
+        n = now[::4, ::4].ravel().astype(np.float64)
+        terms = _surface_terms(xs.ravel() / w - 0.5, ys.ravel() / h - 0.5)
+        design = np.column_stack([t * b for t in terms] + [np.ones_like(b)])
+        keep = np.ones(n.shape, bool)
+        for _ in range(2):
+            coef, *_ = np.linalg.lstsq(design[keep], n[keep], rcond=None)
+            residual = np.abs(design @ coef - n)
+            keep = residual <= np.quantile(residual, 0.6)
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        gain = sum(c * t for c, t in zip(coef[:-1], _surface_terms(xx / w - 0.5, yy / h - 0.5))).astype(np.float32)
+        if float(gain.min()) <= 0.05:
+            return None  # not a light that still shows the scene
+        light = Lighting(gain, float(coef[-1]))
+        unexplained = np.abs(light.apply(before) - now) > self.cfg.diff_threshold
+        return light if unexplained.mean() <= self.cfg.relight_unexplained else None
+
+    def _relight(self, light: Lighting) -> None:
+        """From now on, take the new light out of every frame. The models stay in the
+        light they were learnt in, so an object keeps its contrast against the grey-level
+        threshold (scaling the models down to a dim light would shrink it below)."""
+        self._light = light if self._light is None else self._light.then(light)
 
     def _freeze_mask(self, time_s: float) -> np.ndarray:
         m = np.zeros(self._S.shape, bool)
@@ -318,3 +405,9 @@ class SceneMemory:
         now = abs(float(np.median(self._S[inner])) - float(np.median(self._S[outer])))
         old = abs(float(np.median(self._L[inner])) - float(np.median(self._L[outer])))
         return "removed" if old > now * self.cfg.ghost_ratio else "added"
+
+
+
+def _surface_terms(x, y) -> list:
+    """A quadratic surface over the view (x, y centred on it)."""
+    return [1.0 + 0.0 * x, x, y, x * x, x * y, y * y]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 from detector.acts import ActRecogniser, Person, Sighting
@@ -289,6 +291,14 @@ def test_no_new_acts_right_after_a_lighting_jump():
     assert run.frames(ActsConfig().settle_s - 0.4, people=[(7, FAR)], objects=[bag(2.4)]) == []
 
 
+def test_a_light_change_keeps_an_object_waiting_to_be_litter():
+    run = Run()
+    left_bag(run)
+    run.frames(0.2, people=[(7, FAR)], objects=[bag(2.0)], relit=True)
+    acts = run.frames(5.0, people=[(7, FAR)], objects=[bag(2.0)])
+    assert [a.kind for a in acts] == ["littering"] and acts[0].t_release == 2.0
+
+
 def test_zone_from_the_foot_point():
     zones = ZoneMap(CameraConfig(zones=[
         ZoneConfig(id="path", polygon=[(0, 0), (640, 0), (640, 320), (0, 320)]),
@@ -330,6 +340,41 @@ def test_aboda_video4_one_left_bag(footage_dir: Path, model_dir: Path):
 
 def test_pets2009_negative(footage_dir: Path, model_dir: Path):
     assert _acts(footage_dir / "pets2009_vtest_480x360.avi") == []
+
+
+def _relit_copy(src: Path, dst: Path, from_s: float, left: float, right: float) -> Path:
+    """`src` re-encoded with the lights changed from `from_s` on (a gain across the view)."""
+    cap = cv2.VideoCapture(str(src))
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    out = cv2.VideoWriter(str(dst), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    gain = np.linspace(left, right, w, dtype=np.float32)[None, :, None]
+    i = 0
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        if i / fps >= from_s:
+            frame = np.clip(frame * gain, 0, 255).astype(np.uint8)
+        out.write(frame)
+        i += 1
+    cap.release()
+    out.release()
+    return dst
+
+
+def test_aboda_bag_found_when_the_lights_dim_before_it_is_litter(footage_dir: Path, model_dir: Path, tmp_path: Path):
+    # Dimmed to 40-50% at 16 s, between the bag being set down (13 s) and the owner leaving.
+    clip = _relit_copy(footage_dir / "aboda_video4.avi", tmp_path / "dimmed.mp4", 16.0, 0.4, 0.5)
+    acts = _acts(clip)
+    assert [a.kind for a in acts] == ["littering"]
+    assert 8.0 <= acts[0].t_notify <= 23.0
+    assert _centre_dist(acts[0].box, (448, 360, 510, 415)) < 30
+
+
+def test_pets2009_lights_changing_is_still_negative(footage_dir: Path, model_dir: Path, tmp_path: Path):
+    clip = _relit_copy(footage_dir / "pets2009_vtest_480x360.avi", tmp_path / "pets.mp4", 20.0, 1.4, 1.6)
+    assert _acts(clip) == []
 
 
 def test_aboda_cycle_littering_then_cleanup(footage_dir: Path, model_dir: Path):
