@@ -18,6 +18,9 @@ regions scene memory should start or stop watching. Pure: no I/O, no images.
   (a hand the detector missed), looks gone for `gone_s` after people left it.
   A *removed* static region (something that was part of the scene when watching began
   and that a person took away) is a clean-up of pre-existing litter, found at removal.
+- one pick-up, one act: litter items next to each other that go in the same pick-up (their
+  last touches close in time) give one clean-up naming them all; the ledger still gets
+  every item's points back.
 - Litter is keyed on its location: an object reappearing where known litter lies (or
   lay) re-arms that record and never gives a second littering act.
 """
@@ -25,7 +28,7 @@ regions scene memory should start or stop watching. Pure: no I/O, no images.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -86,7 +89,8 @@ class _Litter:
     present: bool = True
     touched: float | None = None  # last time a person overlapped it
     gone_since: float | None = None
-    gone_at: float | None = None  # when its clean-up was reported
+    gone_at: float | None = None  # when it was found gone
+    taken: float = 0.0  # when it was taken (its last touch), once gone
 
 
 def _size(box: Box) -> float:
@@ -108,6 +112,7 @@ class ActRecogniser:
         self._first_seen: dict[int, float] = {}  # static region key -> first time reported
         self._vehicles: deque[tuple[float, list[Box]]] = deque()  # recent vehicle boxes
         self._litter: dict[int, _Litter] = {}
+        self._taken: list[_Litter] = []  # found gone, their clean-up act not yet emitted
         self._next_litter = 1
         self._settle_until = -1.0
         self._t0: float | None = None
@@ -150,6 +155,7 @@ class ActRecogniser:
         for obj in view.objects:
             self._static_object(obj, time_s, frame_index, people, out)
         self._watch_litter(time_s, frame_index, people, sightings, view, out)
+        self._emit_cleanups(time_s, frame_index, out)
         return out
 
     # -- existing litter at startup ----------------------------------------------------------
@@ -335,8 +341,7 @@ class ActRecogniser:
         litter = self._new_litter(obj.box, obj.object_class, height)
         if litter is None:
             return
-        litter.present, litter.gone_at = False, t
-        out.acts.append(self._act("cleanup", litter, touched, t, idx))
+        self._gone(litter, touched, t)
 
     # -- known litter -------------------------------------------------------------------------
     def _watch_litter(self, t: float, idx: int, people: list[Person], sightings: list[Sighting], view: SceneView,
@@ -355,9 +360,52 @@ class ActRecogniser:
             if litter.gone_since is None:
                 litter.gone_since = t
             if t - litter.gone_since >= cfg.gone_s:
-                litter.present, litter.gone_at = False, t
+                self._gone(litter, litter.touched, t)
                 out.unwatch.append(litter.litter_id)
-                out.acts.append(self._act("cleanup", litter, litter.touched, t, idx))
+
+    def _gone(self, litter: _Litter, taken: float, t: float) -> None:
+        litter.present, litter.gone_at, litter.taken = False, t, taken
+        self._taken.append(litter)
+
+    def _emit_cleanups(self, t: float, idx: int, out: ActsStep) -> None:
+        """One clean-up act per pick-up. Litter found gone waits (at most `gone_s`) while litter
+        taken in the same pick-up (touched last at about the same time, lying next to it, in
+        the same zone) is still on its way to looking gone."""
+        cfg = self.cfg
+        if not self._taken:
+            return
+
+        def same_pickup(a: _Litter, a_taken: float, b: _Litter, b_taken: float) -> bool:
+            # Lying next to each other, in one zone, last touched at about the same time.
+            return (a.zone == b.zone and abs(a_taken - b_taken) <= cfg.pickup_window_s
+                    and gap(a.box, b.box) <= max(_size(a.box), _size(b.box)))
+
+        groups: list[list[_Litter]] = []
+        for litter in sorted(self._taken, key=lambda l: l.litter_id):
+            group = next((g for g in groups if any(same_pickup(m, m.taken, litter, litter.taken) for m in g)), None)
+            if group is None:
+                groups.append([litter])
+            else:
+                group.append(litter)
+        for group in groups:
+            going = [
+                l for l in self._litter.values()
+                if l.present and l.gone_since is not None and l.touched is not None
+                and any(same_pickup(m, m.taken, l, l.touched) for m in group)
+            ]
+            if going and t - min(m.gone_at for m in group) < cfg.gone_s:
+                continue  # part of the same pick-up may still be on its way out of view
+            for m in group:
+                self._taken.remove(m)
+            first = group[0]
+            act = self._act("cleanup", first, max(m.taken for m in group), t, idx)
+            if len(group) > 1:
+                box = (min(m.box[0] for m in group), min(m.box[1] for m in group),
+                       max(m.box[2] for m in group), max(m.box[3] for m in group))
+                classes = {m.object_class for m in group}
+                act = replace(act, box=box, object_class=classes.pop() if len(classes) == 1 else first.object_class,
+                              also=tuple((m.litter_id, m.severity) for m in group[1:]))
+            out.acts.append(act)
 
     def _lifted(self, s: Sighting, box: Box) -> bool:
         """The object itself seen raised off where it lay: something is handling it, even when

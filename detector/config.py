@@ -135,6 +135,7 @@ class ActsConfig(Section):
     startup_min_score: float = Field(0.3, ge=0, le=1, description="detector score for existing litter at startup")
     gone_fraction: float = Field(0.5, gt=0, le=1, description="a litter region this changed counts as gone")
     gone_s: float = Field(1.0, ge=0, description="litter must look gone this long, after people left it, for a clean-up")
+    pickup_window_s: float = Field(1.0, ge=0, description="litter lying together whose last touches are this close in time went in one pick-up: one clean-up act")
     touch_memory_s: float = Field(20.0, gt=0, description="a person overlap counts for a clean-up this long")
     lift_frac: float = Field(0.25, gt=0, description="known litter detected with its bottom this fraction of its height above where it lay is being handled (counts as a touch)")
     settle_s: float = Field(2.0, ge=0, description="after a recalibration (lighting/camera motion), no new acts this long")

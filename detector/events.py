@@ -80,6 +80,13 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
+class TakenWith(_Strict):
+    """Other litter a clean-up took in the same pick-up."""
+
+    litter: int = Field(ge=0, le=MAX_INT)
+    severity: Literal["small", "bag", "bulky"]
+
+
 class EventData(_Strict):
     act: Literal["littering", "cleanup"]
     object_class: str = Field(pattern=r"^[A-Za-z0-9 _.-]{1,64}$")
@@ -91,9 +98,14 @@ class EventData(_Strict):
     litter: int = Field(ge=0, le=MAX_INT)
     points: int = Field(ge=-1_000_000, le=1_000_000)
     evidence_sha256: str = Field(None, pattern=_HEX64)  # absent when there is no snapshot
+    also: list[TakenWith] = Field(None, min_length=1, max_length=64)  # clean-up only; absent when one item
 
     @model_validator(mode="after")
     def _check(self) -> EventData:
+        if self.also is not None:
+            ids = [self.litter] + [a.litter for a in self.also]
+            if self.act != "cleanup" or len(set(ids)) != len(ids):
+                raise ValueError("also: only on a clean-up, each litter once")
         if any(not (0 <= v <= 1_000_000) for v in self.box):
             raise ValueError("box values must be integers in 0..1000000")
         if self.act == "littering" and self.points > 0:
@@ -266,9 +278,10 @@ class EventSigner:
             while len(litter) > _LITTER_MEMORY:
                 litter.pop(next(iter(litter)))
             return -p
-        # clean-up gives back what the littering of this litter cost; pre-existing litter
-        # (no littering act seen) gives the severity's points
-        return litter.pop(act.litter_id, self.points.of(act.severity))
+        # clean-up gives back what the littering of each litter taken cost; pre-existing
+        # litter (no littering act seen) gives its severity's points
+        taken = [(act.litter_id, act.severity), *act.also]
+        return sum(litter.pop(lid, self.points.of(sev)) for lid, sev in taken)
 
     def sign(self, act: Act, state: ChainState) -> tuple[dict, ChainState]:
         """The signed event for `act` and the chain state after it (state is not modified)."""
@@ -293,6 +306,8 @@ class EventSigner:
             "litter": int(act.litter_id),
             "points": points,
         }
+        if act.also:
+            data["also"] = [{"litter": int(lid), "severity": sev} for lid, sev in act.also]
         if act.snapshot:
             data["evidence_sha256"] = hashlib.sha256(act.snapshot).hexdigest()
         event: dict[str, Any] = {

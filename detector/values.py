@@ -46,6 +46,8 @@ class Act:
     litter_id: int  # per-camera id of the litter location this act refers to
     frame_index: int = 0
     snapshot: bytes | None = field(default=None, repr=False, compare=False)  # blurred JPEG
+    # clean-up only: other litter taken in the same pick-up, (litter_id, severity) each
+    also: tuple[tuple[int, Severity], ...] = ()
 
     def to_json(self) -> dict:
         """JSON-ready dict (no snapshot bytes)."""
@@ -60,4 +62,4 @@ class Act:
             "t_notify": round(self.t_notify, 3),
             "litter_id": self.litter_id,
             "frame_index": self.frame_index,
-        }
+        } | ({"also": [{"litter_id": i, "severity": s} for i, s in self.also]} if self.also else {})

@@ -206,6 +206,49 @@ def test_cleanup_of_litter_present_at_start():
     assert [(a.kind, a.litter_id, a.object_class) for a in acts] == [("cleanup", lid, "bottle")]
 
 
+BOTTLES = [(100 + 60 * k, 310, 130 + 60 * k, 340) for k in range(3)]  # three small bottles, 30 px apart
+
+
+def _shelf(run: Run, boxes) -> list[int]:
+    """Bottles detected lying there at start: existing litter, one id each."""
+    run.frames(4.0, sightings=[Sighting(b, "bottle", 0.6) for b in boxes])
+    assert len(run.watched) == len(boxes)
+    return sorted(run.watched)
+
+
+def test_items_taken_in_one_pick_up_are_one_cleanup():
+    run = Run()
+    first, second, third = _shelf(run, BOTTLES)
+    hand = (80, 150, 200, 345)  # over the first two
+    run.frames(1.0, people=[(3, hand)], changed={first: 0.2, second: 0.2})
+    # Both go in the same grab; the second looks gone a little later (it was half hidden).
+    run.frames(0.4, people=[(3, FAR)], changed={first: 0.9, second: 0.3})
+    acts = run.frames(4.0, people=[(3, FAR)], changed={first: 0.9, second: 0.9})
+    assert [(a.kind, a.litter_id, a.also) for a in acts] == [("cleanup", first, ((second, "small"),))]
+    assert acts[0].box == (BOTTLES[0][0], 310, BOTTLES[1][2], 340)  # encloses both
+    assert acts[0].to_json()["also"] == [{"litter_id": second, "severity": "small"}]
+    assert third in run.watched and first not in run.watched and second not in run.watched
+
+
+def test_items_taken_one_after_another_are_separate_cleanups():
+    run = Run()
+    first, second = _shelf(run, BOTTLES[:2])
+    run.frames(1.0, people=[(3, (80, 150, 150, 345))], changed={first: 0.2})
+    run.frames(3.0, people=[(3, FAR)], changed={first: 0.9})
+    run.frames(1.0, people=[(3, (150, 150, 220, 345))], changed={first: 0.9, second: 0.2})
+    run.frames(3.0, people=[(3, FAR)], changed={first: 0.9, second: 0.9})
+    assert [(a.litter_id, a.also) for a in run.acts] == [(first, ()), (second, ())]
+
+
+def test_far_apart_items_taken_at_once_are_separate_cleanups():
+    # Two people clearing two spots across the view at the same moment: two acts.
+    run = Run()
+    first, second = _shelf(run, [BOTTLES[0], (560, 310, 590, 340)])
+    run.frames(1.0, people=[(3, (80, 150, 150, 345)), (4, (540, 150, 620, 345))], changed={first: 0.2, second: 0.2})
+    run.frames(3.0, people=[(3, FAR)], changed={first: 0.9, second: 0.9})
+    assert sorted((a.litter_id, a.also) for a in run.acts) == [(first, ()), (second, ())]
+
+
 def test_existing_litter_found_when_a_motion_gate_skips_the_detector():
     # A quiet scene: the detector runs once every 2 s. Frames it skipped are no evidence
     # that the bottle is absent.
@@ -382,3 +425,12 @@ def test_aboda_cycle_littering_then_cleanup(footage_dir: Path, model_dir: Path):
     assert [a.kind for a in acts] == ["littering", "cleanup"]
     assert acts[0].litter_id == acts[1].litter_id
     assert 8.0 <= acts[0].t_notify <= 23.0 and 63.5 <= acts[1].t_notify <= 75.0
+
+
+def test_intel_shelf_three_pick_ups_three_cleanups(footage_dir: Path, model_dir: Path):
+    # A hand takes the left bottle (6 s), later the left and middle ones together (16 s),
+    # then the right one (31 s); put-backs in between are no acts.
+    acts = _acts(footage_dir / "intel_bottle-detection.mp4")
+    assert [a.kind for a in acts] == ["cleanup"] * 3
+    assert [len(a.also) for a in acts] == [0, 1, 0]
+    assert [t0 <= a.t_notify <= t0 + 10 for a, t0 in zip(acts, (6.0, 16.0, 31.0))] == [True] * 3

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from dataclasses import replace
 
 import pytest
 
@@ -72,6 +73,21 @@ def test_accept_duplicate_scores_and_grades(env):
     assert detail["recent"][0]["kind"] == "cleanup" and detail["entries"] == 3
     assert b.client.get("/v1/zones/nowhere").status_code == 404
     assert b.metric("detector_backend_events_total", result="duplicate") >= 2
+
+
+def test_cleanup_of_several_items_closes_each_littering(env):
+    b, ks, _ = env
+    evs = chain(ks, "cam11", [
+        act(0, "cam11", "yard", "littering", "bag", litter=1),
+        act(1, "cam11", "yard", "littering", "bag", litter=2),
+        # One pick-up took both: the debits come back (30 + 30), whatever the severities say.
+        replace(act(2, "cam11", "yard", "cleanup", "small", litter=1), also=((2, "small"),)),
+        # Litter 2's debit is closed: taking it again counts as pre-existing litter (small: 10, not 30).
+        act(3, "cam11", "yard", "cleanup", "small", litter=2),
+    ])
+    assert [x["status"] for x in b.post(evs).json()["results"]] == ["accepted"] * 4
+    z = b.client.get("/v1/zones/yard").json()
+    assert [e["points"] for e in z["recent"]] == [10, 60, -30, -30]
 
 
 def test_every_tampered_field_is_refused(env):

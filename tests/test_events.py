@@ -94,6 +94,38 @@ def test_envelope_fields_points_and_chain(key):
     assert all(isinstance(v, int) for v in e0["data"]["box"])
 
 
+def test_one_cleanup_of_several_items_gives_back_each(key):
+    key_path, pub_path, _ = key
+    taken = dataclasses.replace(act(2, "cam1", "z1", "cleanup", "small", litter=5), also=((6, "small"), (7, "bulky")))
+    acts = [act(0, "cam1", "z1", "littering", "bag", litter=5), act(1, "cam1", "z1", "littering", "small", litter=6), taken]
+    evs = list(events.sign_acts(acts, key_path, "s1", "cam1", clip_start=START))
+    pub = keys.load_public_key(str(pub_path))
+    for e in evs:
+        events.check_envelope(e)
+        events.check_signature(e, pub)
+    # 30 and 10 back from the two littering acts, 100 for the bulky item that was there before
+    assert evs[2]["data"]["points"] == 140
+    assert evs[2]["data"]["also"] == [{"litter": 6, "severity": "small"}, {"litter": 7, "severity": "bulky"}]
+    assert "also" not in evs[0]["data"]
+
+
+@pytest.mark.parametrize("also", [
+    [{"litter": 5, "severity": "small"}],  # the main litter again
+    [{"litter": 6, "severity": "small"}, {"litter": 6, "severity": "bag"}],
+    [],
+    [{"litter": 6, "severity": "huge"}],
+    [{"litter": "6", "severity": "small"}],
+])
+def test_malformed_also_is_refused(key, also):
+    key_path, _, _ = key
+    e = next(events.sign_acts([act(0, "cam1", "z1", "cleanup", "small", litter=5)], key_path, "s1", "cam1"))
+    with pytest.raises(events.EventError):
+        events.check_envelope({**e, "data": {**e["data"], "also": also}})
+    litter = next(events.sign_acts([act(0, "cam1", "z1", "littering", "small", litter=5)], key_path, "s1", "cam1"))
+    with pytest.raises(events.EventError):  # a littering act takes nothing away
+        events.check_envelope({**litter, "data": {**litter["data"], "also": [{"litter": 6, "severity": "small"}]}})
+
+
 def test_audit_mode_is_byte_identical_and_live_mode_is_not(key, tmp_path):
     key_path, _, _ = key
     a = events.write_jsonl(events.sign_acts(_acts(), key_path, "s1", "cam1", clip_start=START), tmp_path / "a.jsonl")

@@ -34,6 +34,7 @@ class Accepted:
     points: int  # applied to the zone (the backend's own scoring)
     claimed_points: int  # data.points as signed by the edge
     time: str
+    also: tuple[int, ...] = ()  # clean-up: other litter taken in the same pick-up
 
 
 @dataclass(frozen=True)
@@ -196,7 +197,8 @@ class SqliteLedgerStore(LedgerStore):
                         (acc.source, acc.litter, -acc.points),
                     )
                 else:
-                    c.execute("DELETE FROM open_litter WHERE source = ? AND litter = ?", (acc.source, acc.litter))
+                    c.executemany("DELETE FROM open_litter WHERE source = ? AND litter = ?",
+                                  [(acc.source, litter) for litter in (acc.litter, *acc.also)])
                 c.execute("COMMIT")
             except BaseException:
                 c.execute("ROLLBACK")
