@@ -101,6 +101,7 @@ class SceneConfig(Section):
     min_area_frac: float = Field(0.0005, gt=0, lt=1, description="smallest static region, as a fraction of the view")
     max_area_frac: float = Field(0.2, gt=0, le=1, description="largest static region, as a fraction of the view")
     relight_fraction: float = Field(0.4, gt=0, le=1, description="if this fraction of the view changes at once, it is a lighting change or the view itself changed")
+    shift_check_fraction: float = Field(0.05, gt=0, le=1, description="if this fraction of the view changes at once, check whether the camera was knocked (a shift of the whole view is undone, memory kept)")
     relight_unexplained: float = Field(0.15, ge=0, le=1, description="a lighting change is carried over (memory kept) if a smooth gain leaves at most this fraction of the view unexplained; else the backgrounds start afresh")
     person_margin: float = Field(0.1, ge=0, le=1, description="person boxes grow by this fraction before masking")
     region_memory_s: float = Field(3.0, ge=0, description="a static region hidden this long keeps its key")

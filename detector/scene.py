@@ -14,8 +14,10 @@ litter (selective update), which is what keeps a left bag visible for minutes.
 
 Lights switched on or off, or an exposure step, change most of the view at once. If one
 smooth gain (plus a black-level offset) explains the change, it is divided out of every later
-frame and all memory is kept: a bag set down just before the lights dim is still found. A
-change nothing smooth explains (the camera turned, the view is blocked) starts afresh.
+frame and all memory is kept: a bag set down just before the lights dim is still found.
+A camera knocked on its mount shifts the whole view: the shift (cv2.phaseCorrelate) is
+undone on every later frame, so the edges of everything in view do not turn into objects.
+A change neither explains (the camera turned, the view is blocked) starts afresh.
 
 Pure: frames and boxes in, `SceneView` out; no I/O. Tolerates frames without detections
 (a motion gate may skip the detector): the background model runs on every frame given.
@@ -111,6 +113,9 @@ class SceneMemory:
         self._t_prev: float | None = None
         self._t_reset = 0.0
         self._light: Lighting | None = None  # how the light changed since the models were learnt
+        self._offset: tuple[float, float] = (0.0, 0.0)  # how far the view moved since (small-image px)
+        self._hann: np.ndarray | None = None
+        self._shift_seen: tuple[float, float] | None = None  # a shift found on the last frame, not yet taken
         self._warm: list[np.ndarray] = []
         self._unseen: np.ndarray | None = None  # pixels covered by people all through warm-up
         self._regions: list[_Region] = []
@@ -120,18 +125,64 @@ class SceneMemory:
         self.last_static_mask: np.ndarray | None = None  # for drawing/debugging
 
     # -- geometry -----------------------------------------------------------------------
+    # The models live in the view as it was learnt; `_offset` is how far (small-image pixels)
+    # the camera has been knocked since, so frame boxes shift by it on the way in and out.
     def _to_small(self, box: Box) -> tuple[int, int, int, int]:
         s = self._scale
         h, w = self._S.shape
+        dx, dy = self._offset
         x1, y1, x2, y2 = box
         return (
-            int(np.clip(np.floor(x1 * s), 0, w)), int(np.clip(np.floor(y1 * s), 0, h)),
-            int(np.clip(np.ceil(x2 * s), 0, w)), int(np.clip(np.ceil(y2 * s), 0, h)),
+            int(np.clip(np.floor(x1 * s - dx), 0, w)), int(np.clip(np.floor(y1 * s - dy), 0, h)),
+            int(np.clip(np.ceil(x2 * s - dx), 0, w)), int(np.clip(np.ceil(y2 * s - dy), 0, h)),
         )
 
     def _to_frame(self, b: tuple[int, int, int, int]) -> Box:
         s = self._scale
-        return (int(b[0] / s), int(b[1] / s), int(round(b[2] / s)), int(round(b[3] / s)))
+        dx, dy = self._offset
+        return (max(0, int((b[0] + dx) / s)), max(0, int((b[1] + dy) / s)),
+                int(round((b[2] + dx) / s)), int(round((b[3] + dy) / s)))
+
+    def _in_view_learnt(self, grey: np.ndarray) -> np.ndarray:
+        """The new frame moved back by `_offset` onto the view the models were learnt in."""
+        dx, dy = self._offset
+        if dx == 0 and dy == 0:
+            return grey
+        m = np.float32([[1, 0, -dx], [0, 1, -dy]])
+        return cv2.warpAffine(grey, m, grey.shape[::-1], flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+    def _outside_view(self) -> np.ndarray | None:
+        """Model pixels the moved camera no longer sees (a border strip), or None."""
+        dx, dy = self._offset
+        if dx == 0 and dy == 0:
+            return None
+        out = np.zeros(self._S.shape, bool)
+        mx, my = int(np.ceil(abs(dx))) + 1, int(np.ceil(abs(dy))) + 1
+        if dx > 0:
+            out[:, -mx:] = True
+        elif dx < 0:
+            out[:, :mx] = True
+        if dy > 0:
+            out[-my:, :] = True
+        elif dy < 0:
+            out[:my, :] = True
+        return out
+
+    def _camera_shift(self, g: np.ndarray, moving_fraction: float) -> tuple[float, float] | None:
+        """How far the whole view moved against the short-term model, if a shift explains
+        what changed (a camera knocked or drifting on its mount). cv2.phaseCorrelate finds
+        the translation; it is accepted only if undoing it halves the changed pixels, so
+        people walking about (which move part of the view, not all of it) never shift it."""
+        if self._hann is None or self._hann.shape != g.shape:
+            self._hann = cv2.createHanningWindow(g.shape[::-1], cv2.CV_32F)
+        # Copies: with a window, phaseCorrelate writes the windowed images into its inputs.
+        (dx, dy), response = cv2.phaseCorrelate(self._S.copy(), g.copy(), self._hann)
+        if response < 0.1 or np.hypot(dx, dy) < 0.5:
+            return None
+        m = np.float32([[1, 0, -dx], [0, 1, -dy]])
+        back = cv2.warpAffine(g, m, g.shape[::-1], flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        after = (np.abs(back - self._S) > self.cfg.diff_threshold).mean()
+        return (float(dx), float(dy)) if after <= 0.5 * moving_fraction else None
 
     def _grey(self, image: np.ndarray) -> np.ndarray:
         h, w = image.shape[:2]
@@ -172,11 +223,12 @@ class SceneMemory:
     ) -> SceneView:
         """One frame (BGR, or already grey): `persons` are person boxes, `objects` (box, class, score) other detections."""
         cfg = self.cfg
-        g = self._grey(image)
+        raw = self._grey(image)
+        g = self._in_view_learnt(raw)
         if self._light is not None and self._light.gain.shape == g.shape:
             g = self._light.undo(g)
         if self._S is None or self._S.shape != g.shape:
-            self._reset(g, time_s)
+            self._reset(raw, time_s)
             self._t_prev = time_s
             return SceneView(time_s)
         dt = max(1e-3, time_s - self._t_prev) if self._t_prev is not None else 0.2
@@ -191,8 +243,25 @@ class SceneMemory:
 
         relit = False
         moving = np.abs(g - self._S) > cfg.diff_threshold
+        if not warming and moving.mean() > cfg.shift_check_fraction:
+            shift = self._camera_shift(g, float(moving.mean()))
+            # A knocked camera stays where it was knocked to; a shaking one does not, and
+            # chasing its every jitter would only blur the models. So a small shift is
+            # taken once two frames in a row agree on it; one that changed most of the view
+            # at once is taken at once (else the view would have to start afresh).
+            seen, self._shift_seen = self._shift_seen, shift
+            if shift is not None and moving.mean() <= cfg.relight_fraction and (
+                    seen is None or np.hypot(shift[0] - seen[0], shift[1] - seen[1]) > 0.5):
+                shift = None
+            if shift is not None:
+                self._shift_seen = None
+                self._offset = (self._offset[0] + shift[0], self._offset[1] + shift[1])
+                g = self._in_view_learnt(raw)
+                if self._light is not None:
+                    g = self._light.undo(g)
+                moving = np.abs(g - self._S) > cfg.diff_threshold
         if moving.mean() > cfg.relight_fraction and warming:
-            self._reset(g, time_s)  # nothing learnt yet worth carrying over
+            self._reset(raw, time_s)  # nothing learnt yet worth carrying over
             return SceneView(time_s, reset=True)
         if moving.mean() > cfg.relight_fraction:
             # Lights switched or exposure jumped: carry the whole memory over to the new
@@ -200,7 +269,7 @@ class SceneMemory:
             # covers the view) leaves nothing to compare with: start afresh.
             light = self._lighting_gain(g, self._S)
             if light is None:
-                self._reset(g, time_s)
+                self._reset(raw, time_s)
                 return SceneView(time_s, reset=True)
             self._relight(light)
             g = light.undo(g)
@@ -215,7 +284,10 @@ class SceneMemory:
                 g = light.undo(g)
                 relit = True
 
-        person_mask = np.zeros(g.shape, bool)
+        person_mask = np.zeros(g.shape, bool)  # also: model pixels the moved camera cannot see
+        outside = self._outside_view()
+        if outside is not None:
+            person_mask |= outside
         for box in persons:
             x1, y1, x2, y2 = self._to_small(grow(box, cfg.person_margin))
             person_mask[y1:y2, x1:x2] = True
@@ -274,6 +346,8 @@ class SceneMemory:
     def _reset(self, g: np.ndarray, time_s: float) -> None:
         self._t_reset = time_s
         self._light = None
+        self._offset = (0.0, 0.0)
+        self._shift_seen = None
         self._warm = []  # filled by the next frames, which know where people are
         self._unseen = None
         self._L = g.copy()
