@@ -199,7 +199,10 @@ class ActRecogniser:
             if not known.present and obj.change == "added":
                 if any(overlaps(p.box, known.box) for p in people):
                     return  # still being put down: watch it once it lies there on its own
-                # The object is back where it was taken from: re-arm, never a second act.
+                # The object is back where it was taken from: re-arm, never a second act
+                # (and if its clean-up was still waiting for the rest of a pick-up, there was none).
+                if known in self._taken:
+                    self._taken.remove(known)
                 known.present, known.touched, known.gone_since = True, None, None
                 out.watch.append((known.litter_id, known.box))
             return
@@ -365,7 +368,8 @@ class ActRecogniser:
 
     def _gone(self, litter: _Litter, taken: float, t: float) -> None:
         litter.present, litter.gone_at, litter.taken = False, t, taken
-        self._taken.append(litter)
+        if litter not in self._taken:
+            self._taken.append(litter)
 
     def _emit_cleanups(self, t: float, idx: int, out: ActsStep) -> None:
         """One clean-up act per pick-up. Litter found gone waits (at most `gone_s`) while litter
@@ -382,11 +386,12 @@ class ActRecogniser:
 
         groups: list[list[_Litter]] = []
         for litter in sorted(self._taken, key=lambda l: l.litter_id):
-            group = next((g for g in groups if any(same_pickup(m, m.taken, litter, litter.taken) for m in g)), None)
-            if group is None:
-                groups.append([litter])
-            else:
-                group.append(litter)
+            # Joins (and so merges) every group it belongs with: grouping must not depend on order.
+            joined = [g for g in groups if any(same_pickup(m, m.taken, litter, litter.taken) for m in g)]
+            merged = sorted([litter, *(m for g in joined for m in g)], key=lambda l: l.litter_id)
+            groups = [g for g in groups if g not in joined] + [merged]
+        # An event names at most 1 + 64 items.
+        groups = [g[k : k + 65] for g in groups for k in range(0, len(g), 65)]
         for group in groups:
             going = [
                 l for l in self._litter.values()
@@ -402,9 +407,7 @@ class ActRecogniser:
             if len(group) > 1:
                 box = (min(m.box[0] for m in group), min(m.box[1] for m in group),
                        max(m.box[2] for m in group), max(m.box[3] for m in group))
-                classes = {m.object_class for m in group}
-                act = replace(act, box=box, object_class=classes.pop() if len(classes) == 1 else first.object_class,
-                              also=tuple((m.litter_id, m.severity) for m in group[1:]))
+                act = replace(act, box=box, also=tuple((m.litter_id, m.severity) for m in group[1:]))
             out.acts.append(act)
 
     def _lifted(self, s: Sighting, box: Box) -> bool:

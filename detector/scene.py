@@ -82,7 +82,7 @@ class Lighting:
     """A change of light: a pixel that read v now reads gain * v + offset."""
 
     gain: np.ndarray  # per pixel, a smooth surface
-    offset: float
+    offset: float | np.ndarray
 
     def apply(self, grey: np.ndarray) -> np.ndarray:
         return grey * self.gain + self.offset
@@ -91,8 +91,9 @@ class Lighting:
         return ((grey - self.offset) / self.gain).astype(np.float32)
 
     def then(self, later: Lighting) -> Lighting:
-        """This change followed by `later`."""
-        return Lighting(self.gain * later.gain, self.offset * later.gain + later.offset)
+        """This change followed by `later`, which was fitted on frames this one had already
+        been taken out of: raw = gain * (later.gain * v + later.offset) + offset."""
+        return Lighting(self.gain * later.gain, self.gain * later.offset + self.offset)
 
 
 @dataclass
@@ -243,7 +244,9 @@ class SceneMemory:
 
         relit = False
         moving = np.abs(g - self._S) > cfg.diff_threshold
-        if not warming and moving.mean() > cfg.shift_check_fraction:
+        if warming or moving.mean() <= cfg.shift_check_fraction:
+            self._shift_seen = None  # two frames agree only if they are consecutive
+        else:
             shift = self._camera_shift(g, float(moving.mean()))
             # A knocked camera stays where it was knocked to; a shaking one does not, and
             # chasing its every jitter would only blur the models. So a small shift is
@@ -346,6 +349,16 @@ class SceneMemory:
     def _reset(self, g: np.ndarray, time_s: float) -> None:
         self._t_reset = time_s
         self._light = None
+        # Watched litter moves with the view: after a knock, it lies `_offset` away from
+        # where the models had it, and the new models are in the raw frame's pixels.
+        ox, oy = round(self._offset[0]), round(self._offset[1])
+        h, w = g.shape
+        for wt in self._watch.values():
+            x1, y1, x2, y2 = wt.box_s
+            moved = (min(max(x1 + ox, 0), w), min(max(y1 + oy, 0), h), min(max(x2 + ox, 0), w), min(max(y2 + oy, 0), h))
+            if (moved[2] - moved[0], moved[3] - moved[1]) != (x2 - x1, y2 - y1):
+                wt.mask = np.ones((moved[3] - moved[1], moved[2] - moved[0]), bool)  # cut by the edge
+            wt.box_s = moved
         self._offset = (0.0, 0.0)
         self._shift_seen = None
         self._warm = []  # filled by the next frames, which know where people are

@@ -230,6 +230,21 @@ def test_items_taken_in_one_pick_up_are_one_cleanup():
     assert third in run.watched and first not in run.watched and second not in run.watched
 
 
+def test_item_back_in_place_before_its_pick_up_is_reported_has_no_cleanup():
+    run = Run()
+    first, second = _shelf(run, BOTTLES[:2])
+    run.frames(1.0, people=[(3, (80, 150, 200, 345))], changed={first: 0.2, second: 0.2})
+    # The first looks gone and waits for the second, still on its way out of view...
+    run.frames(0.6, people=[(3, FAR)], changed={first: 0.9, second: 0.2})
+    run.frames(0.6, people=[(3, FAR)], changed={first: 0.9, second: 0.9})
+    # ...when the first is seen lying in its place again: it was not taken after all.
+    back = StaticObject(9, BOTTLES[0], run.t, "added", "bottle", False, 0.003)
+    run.frames(0.2, people=[(3, FAR)], objects=[back], changed={second: 0.9})
+    acts = run.frames(3.0, people=[(3, FAR)], changed={second: 0.9})
+    assert [(a.litter_id, a.also) for a in run.acts] == [(second, ())]
+    assert first in run.watched
+
+
 def test_items_taken_one_after_another_are_separate_cleanups():
     run = Run()
     first, second = _shelf(run, BOTTLES[:2])
