@@ -137,6 +137,8 @@ class ActRecogniser:
         out = ActsStep()
         if self._t0 is None:
             self._t0 = time_s
+        if view.shift != (0.0, 0.0):
+            self._follow_view(*view.shift)  # before this frame's people, who are seen where they are
         self._people.append((time_s, tuple(people)))
         horizon = max(cfg.owner_lookback_s, cfg.touch_memory_s) + 1.0
         while self._people and time_s - self._people[0][0] > horizon:
@@ -157,6 +159,21 @@ class ActRecogniser:
         self._watch_litter(time_s, frame_index, people, sightings, view, out)
         self._emit_cleanups(time_s, frame_index, out)
         return out
+
+    def _follow_view(self, dx: float, dy: float) -> None:
+        """The camera was knocked: everything remembered in frame pixels moves with the view
+        (people just seen too, so an owner is still looked for where they stood)."""
+        def moved(b: Box) -> Box:
+            return (round(b[0] + dx), round(b[1] + dy), round(b[2] + dx), round(b[3] + dy))
+
+        for litter in self._litter.values():
+            litter.box = moved(litter.box)
+        for cand in self._candidates.values():
+            cand.box = moved(cand.box)
+        self._startup = {k: (moved(b), c, n) for k, (b, c, n) in self._startup.items()}
+        self._early_people = [moved(b) for b in self._early_people]
+        self._people = deque((t, tuple(Person(p.track_id, moved(p.box)) for p in ps)) for t, ps in self._people)
+        self._vehicles = deque((t, [moved(b) for b in bs]) for t, bs in self._vehicles)
 
     # -- existing litter at startup ----------------------------------------------------------
     def _startup_step(self, time_s: float, people: list[Person], sightings: list[Sighting], out: ActsStep,

@@ -65,6 +65,8 @@ class SceneView:
     # view blocked) starts the backgrounds afresh and forgets every region (`reset`).
     relit: bool = False
     reset: bool = False
+    # The camera was knocked on this frame: everything in view moved by (dx, dy) frame pixels.
+    shift: tuple[float, float] = (0.0, 0.0)
 
 
 @dataclass
@@ -243,6 +245,7 @@ class SceneMemory:
         a_long = 1.0 - np.exp(-dt / tau_long)
 
         relit = False
+        moved = (0.0, 0.0)
         moving = np.abs(g - self._S) > cfg.diff_threshold
         if warming or moving.mean() <= cfg.shift_check_fraction:
             self._shift_seen = None  # two frames agree only if they are consecutive
@@ -259,13 +262,14 @@ class SceneMemory:
             if shift is not None:
                 self._shift_seen = None
                 self._offset = (self._offset[0] + shift[0], self._offset[1] + shift[1])
+                moved = (shift[0] / self._scale, shift[1] / self._scale)
                 g = self._in_view_learnt(raw)
                 if self._light is not None:
                     g = self._light.undo(g)
                 moving = np.abs(g - self._S) > cfg.diff_threshold
         if moving.mean() > cfg.relight_fraction and warming:
             self._reset(raw, time_s)  # nothing learnt yet worth carrying over
-            return SceneView(time_s, reset=True)
+            return SceneView(time_s, reset=True, shift=moved)
         if moving.mean() > cfg.relight_fraction:
             # Lights switched or exposure jumped: carry the whole memory over to the new
             # light. Anything a smooth gain cannot explain (the camera moved, something
@@ -273,7 +277,7 @@ class SceneMemory:
             light = self._lighting_gain(g, self._S)
             if light is None:
                 self._reset(raw, time_s)
-                return SceneView(time_s, reset=True)
+                return SceneView(time_s, reset=True, shift=moved)
             self._relight(light)
             g = light.undo(g)
             relit = True
@@ -343,7 +347,7 @@ class SceneMemory:
 
         objects_view = self._regions_from(static, time_s, objects)
         changed = {lid: self._changed(w) for lid, w in self._watch.items()}
-        return SceneView(time_s, objects_view, changed, relit)
+        return SceneView(time_s, objects_view, changed, relit, shift=moved)
 
     # -- internals ----------------------------------------------------------------------------
     def _reset(self, g: np.ndarray, time_s: float) -> None:

@@ -357,6 +357,23 @@ def test_a_light_change_keeps_an_object_waiting_to_be_litter():
     assert [a.kind for a in acts] == ["littering"] and acts[0].t_release == 2.0
 
 
+def test_litter_follows_a_knocked_camera():
+    # After littering the camera is knocked 60 px right: the bag is now seen at x 460-500.
+    # Someone taking it there is a clean-up of that litter, reported where it now lies.
+    run = Run()
+    left_bag(run)
+    run.frames(5.0, people=[(7, FAR)], objects=[bag(2.0)])
+    lid = run.acts[0].litter_id
+    view = SceneView(run.t, (), {}, shift=(60.0, 0.0))
+    run.rec.step(run.t, run.i, [], [], view, True)
+    run.t = round(run.t + 1 / FPS, 6)
+    moved = (BAG[0] + 60, BAG[1], BAG[2] + 60, BAG[3])
+    assert run.rec.litter() == [(lid, moved, "unknown")]
+    run.frames(2.0, people=[(9, (450, 140, 510, 340))], changed={lid: 0.9})  # overlaps only the moved bag
+    acts = run.frames(5.0, people=[(9, FAR)], changed={lid: 0.9})
+    assert [(a.kind, a.litter_id, a.box) for a in acts] == [("cleanup", lid, moved)]
+
+
 def test_zone_from_the_foot_point():
     zones = ZoneMap(CameraConfig(zones=[
         ZoneConfig(id="path", polygon=[(0, 0), (640, 0), (640, 320), (0, 320)]),

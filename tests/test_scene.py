@@ -207,6 +207,8 @@ def test_camera_knocked_keeps_memory_and_follows_the_view(street: np.ndarray):
     t, _ = _feed(scene, _with_object(street), t, 0.6)
     t, views = _feed(scene, _knocked(_with_object(street), 16, 8), t, 5.0)
     assert not any(v.reset or v.relit for v in views)
+    moved = [v.shift for v in views if v.shift != (0.0, 0.0)]  # told once, so acts can follow
+    assert len(moved) == 1 and _near(moved[0], (16, 8), tol=1)
     objs = views[-1].objects
     assert len(objs) == 1 and objs[0].change == "added"
     assert _near(objs[0].box, (OBJ[0] + 16, OBJ[1] + 8, OBJ[2] + 16, OBJ[3] + 8), tol=6)
