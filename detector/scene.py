@@ -175,7 +175,9 @@ class SceneMemory:
         """How far the whole view moved against the short-term model, if a shift explains
         what changed (a camera knocked or drifting on its mount). cv2.phaseCorrelate finds
         the translation; it is accepted only if undoing it halves the changed pixels, so
-        people walking about (which move part of the view, not all of it) never shift it."""
+        people walking about (which move part of the view, not all of it) never shift it.
+        Pixels are compared after matching overall brightness and contrast, because a knock
+        often comes with an exposure step; the light itself is fitted afterwards."""
         if self._hann is None or self._hann.shape != g.shape:
             self._hann = cv2.createHanningWindow(g.shape[::-1], cv2.CV_32F)
         # Copies: with a window, phaseCorrelate writes the windowed images into its inputs.
@@ -184,8 +186,10 @@ class SceneMemory:
             return None
         m = np.float32([[1, 0, -dx], [0, 1, -dy]])
         back = cv2.warpAffine(g, m, g.shape[::-1], flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        after = (np.abs(back - self._S) > self.cfg.diff_threshold).mean()
-        return (float(dx), float(dy)) if after <= 0.5 * moving_fraction else None
+        thr = self.cfg.diff_threshold
+        before = (np.abs(_matched(g, self._S) - self._S) > thr).mean()
+        after = (np.abs(_matched(back, self._S) - self._S) > thr).mean()
+        return (float(dx), float(dy)) if after <= 0.5 * before else None
 
     def _grey(self, image: np.ndarray) -> np.ndarray:
         h, w = image.shape[:2]
@@ -502,3 +506,8 @@ class SceneMemory:
 def _surface_terms(x, y) -> list:
     """A quadratic surface over the view (x, y centred on it)."""
     return [1.0 + 0.0 * x, x, y, x * x, x * y, y * y]
+
+
+def _matched(grey: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """`grey` with the mean and spread of grey levels of `like` (one global gain and offset)."""
+    return (grey - grey.mean()) * (like.std() / max(float(grey.std()), 1e-3)) + like.mean()

@@ -215,6 +215,19 @@ def test_camera_knocked_keeps_memory_and_follows_the_view(street: np.ndarray):
     assert objs[0].since < 5.2
 
 
+def test_camera_knocked_and_exposure_stepped_at_once(street: np.ndarray):
+    # The knock makes the camera re-expose: the shift is found on brightness-matched
+    # pixels, then the light is taken out of the shifted frame. Nothing starts afresh.
+    scene = SceneMemory(SceneConfig())
+    t, _ = _feed(scene, street, 0.0, 5.0)
+    t, _ = _feed(scene, _with_object(street), t, 0.6)
+    t, views = _feed(scene, _lit(_knocked(_with_object(street), 16, 8), 0.55, 0.55), t, 5.0)
+    assert not any(v.reset for v in views) and any(v.relit for v in views)
+    assert _near(tuple(sum(v.shift[k] for v in views) for k in (0, 1)), (16, 8), tol=1)
+    objs = views[-1].objects
+    assert len(objs) == 1 and _near(objs[0].box, (OBJ[0] + 16, OBJ[1] + 8, OBJ[2] + 16, OBJ[3] + 8), tol=6)
+
+
 def test_watched_litter_survives_a_knock_and_its_removal_is_seen(street: np.ndarray):
     scene = SceneMemory(SceneConfig())
     t, _ = _feed(scene, street, 0.0, 5.0)
