@@ -149,10 +149,7 @@ class SceneMemory:
     def _in_view_learnt(self, grey: np.ndarray) -> np.ndarray:
         """The new frame moved back by `_offset` onto the view the models were learnt in."""
         dx, dy = self._offset
-        if dx == 0 and dy == 0:
-            return grey
-        m = np.float32([[1, 0, -dx], [0, 1, -dy]])
-        return cv2.warpAffine(grey, m, grey.shape[::-1], flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return grey if dx == 0 and dy == 0 else _shifted(grey, -dx, -dy)
 
     def _outside_view(self) -> np.ndarray | None:
         """Model pixels the moved camera no longer sees (a border strip), or None."""
@@ -171,7 +168,30 @@ class SceneMemory:
             out[:my, :] = True
         return out
 
-    def _camera_shift(self, g: np.ndarray, moving_fraction: float) -> tuple[float, float] | None:
+    def _in_model_view(self, raw: np.ndarray) -> np.ndarray:
+        """A new grey frame as the models see it: moved back onto the learnt view, the light
+        taken out."""
+        g = self._in_view_learnt(raw)
+        if self._light is not None and self._light.gain.shape == g.shape:
+            g = self._light.undo(g)
+        return g
+
+    def _knock(self, g: np.ndarray, changed: float) -> tuple[float, float] | None:
+        """The shift to take now, if the camera was knocked. A knocked camera stays where it
+        was knocked to; a shaking one does not, and chasing its every jitter would only blur
+        the models. So a small shift is taken once two frames in a row agree on it; one that
+        changed most of the view at once is taken at once (else the view would have to start
+        afresh)."""
+        shift = self._camera_shift(g)
+        seen, self._shift_seen = self._shift_seen, shift
+        if shift is None:
+            return None
+        if changed <= self.cfg.relight_fraction and (seen is None or np.hypot(shift[0] - seen[0], shift[1] - seen[1]) > 0.5):
+            return None
+        self._shift_seen = None
+        return shift
+
+    def _camera_shift(self, g: np.ndarray) -> tuple[float, float] | None:
         """How far the whole view moved against the short-term model, if a shift explains
         what changed (a camera knocked or drifting on its mount). cv2.phaseCorrelate finds
         the translation; it is accepted only if undoing it halves the changed pixels, so
@@ -184,8 +204,7 @@ class SceneMemory:
         (dx, dy), response = cv2.phaseCorrelate(self._S.copy(), g.copy(), self._hann)
         if response < 0.1 or np.hypot(dx, dy) < 0.5:
             return None
-        m = np.float32([[1, 0, -dx], [0, 1, -dy]])
-        back = cv2.warpAffine(g, m, g.shape[::-1], flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        back = _shifted(g, -dx, -dy)
         thr = self.cfg.diff_threshold
         before = (np.abs(_matched(g, self._S) - self._S) > thr).mean()
         after = (np.abs(_matched(back, self._S) - self._S) > thr).mean()
@@ -231,9 +250,7 @@ class SceneMemory:
         """One frame (BGR, or already grey): `persons` are person boxes, `objects` (box, class, score) other detections."""
         cfg = self.cfg
         raw = self._grey(image)
-        g = self._in_view_learnt(raw)
-        if self._light is not None and self._light.gain.shape == g.shape:
-            g = self._light.undo(g)
+        g = self._in_model_view(raw)
         if self._S is None or self._S.shape != g.shape:
             self._reset(raw, time_s)
             self._t_prev = time_s
@@ -250,31 +267,18 @@ class SceneMemory:
 
         relit = False
         moved = (0.0, 0.0)
-        moving = np.abs(g - self._S) > cfg.diff_threshold
-        if warming or moving.mean() <= cfg.shift_check_fraction:
+        change_frac = float((np.abs(g - self._S) > cfg.diff_threshold).mean())
+        if warming or change_frac <= cfg.shift_check_fraction:
             self._shift_seen = None  # two frames agree only if they are consecutive
-        else:
-            shift = self._camera_shift(g, float(moving.mean()))
-            # A knocked camera stays where it was knocked to; a shaking one does not, and
-            # chasing its every jitter would only blur the models. So a small shift is
-            # taken once two frames in a row agree on it; one that changed most of the view
-            # at once is taken at once (else the view would have to start afresh).
-            seen, self._shift_seen = self._shift_seen, shift
-            if shift is not None and moving.mean() <= cfg.relight_fraction and (
-                    seen is None or np.hypot(shift[0] - seen[0], shift[1] - seen[1]) > 0.5):
-                shift = None
-            if shift is not None:
-                self._shift_seen = None
-                self._offset = (self._offset[0] + shift[0], self._offset[1] + shift[1])
-                moved = (shift[0] / self._scale, shift[1] / self._scale)
-                g = self._in_view_learnt(raw)
-                if self._light is not None:
-                    g = self._light.undo(g)
-                moving = np.abs(g - self._S) > cfg.diff_threshold
-        if moving.mean() > cfg.relight_fraction and warming:
+        elif (shift := self._knock(g, change_frac)) is not None:
+            self._offset = (self._offset[0] + shift[0], self._offset[1] + shift[1])
+            moved = (shift[0] / self._scale, shift[1] / self._scale)
+            g = self._in_model_view(raw)
+            change_frac = float((np.abs(g - self._S) > cfg.diff_threshold).mean())
+        if change_frac > cfg.relight_fraction and warming:
             self._reset(raw, time_s)  # nothing learnt yet worth carrying over
             return SceneView(time_s, reset=True, shift=moved)
-        if moving.mean() > cfg.relight_fraction:
+        if change_frac > cfg.relight_fraction:
             # Lights switched or exposure jumped: carry the whole memory over to the new
             # light. Anything a smooth gain cannot explain (the camera moved, something
             # covers the view) leaves nothing to compare with: start afresh.
@@ -511,3 +515,9 @@ def _surface_terms(x, y) -> list:
 def _matched(grey: np.ndarray, like: np.ndarray) -> np.ndarray:
     """`grey` with the mean and spread of grey levels of `like` (one global gain and offset)."""
     return (grey - grey.mean()) * (like.std() / max(float(grey.std()), 1e-3)) + like.mean()
+
+
+def _shifted(grey: np.ndarray, dx: float, dy: float) -> np.ndarray:
+    """`grey` moved by (dx, dy) pixels; the uncovered edge repeats the border."""
+    m = np.float32([[1, 0, dx], [0, 1, dy]])
+    return cv2.warpAffine(grey, m, grey.shape[::-1], flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
