@@ -20,6 +20,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from urllib.parse import urlsplit, urlunsplit
 
 import cv2
 import numpy as np
@@ -37,11 +38,11 @@ def _prefer_tcp() -> None:
 
 
 def redact_url(url: str) -> str:
-    """The URL without credentials, for logs and health output."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return url
+    """The URL without credentials, for logs and health output. The credentials end at the
+    last "@" of the authority (a password may hold "@"); one in the path is no credential."""
+    parts = urlsplit(url)
+    _, at, host = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=f"***@{host}")) if at else url
 
 
 class RtspSource:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from detector.config import validate_site
+from detector.rtsp import redact_url
 from test_backend_helpers import free_port, wait_until
 
 SERVER = Path(__file__).with_name("rtsp_server.py")
@@ -172,3 +173,13 @@ def test_stalled_stream_reconnects(rtsp_server):
         os.kill(rtsp_server.proc.pid, signal.SIGCONT)
         stop.set()
         t.join(5)
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("rtsp://admin:secret@10.0.0.5:554/s", "rtsp://***@10.0.0.5:554/s"),
+    ("rtsp://admin:p@ss@10.0.0.5:554/s", "rtsp://***@10.0.0.5:554/s"),  # "@" inside the password
+    ("rtsp://10.0.0.5/live@1", "rtsp://10.0.0.5/live@1"),  # "@" in the path: no credentials
+    ("rtsp://10.0.0.5:554/s", "rtsp://10.0.0.5:554/s"),
+])
+def test_redact_url_hides_the_whole_password(url, shown):
+    assert redact_url(url) == shown
