@@ -35,6 +35,15 @@ class FrameResult:
     scene: SceneView | None = None
 
 
+def person_boxes(result: FrameResult, class_names: list[str]) -> np.ndarray:
+    """Every person the detector saw on this frame (tracked or not yet): the boxes whose
+    heads are blurred in anything stored."""
+    dets = result.detections
+    if "person" not in class_names or dets.class_id is None or not len(dets):
+        return np.zeros((0, 4), np.float32)
+    return dets.xyxy[dets.class_id == class_names.index("person")]
+
+
 class Pipeline:
     def __init__(self, settings: Settings, detector: ObjectDetector | None = None) -> None:
         self.settings = settings

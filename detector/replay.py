@@ -20,7 +20,7 @@ from tqdm import tqdm
 from detector.annotate import draw_frame
 from detector.config import Settings, load_settings
 from detector.errors import UserError
-from detector.pipeline import FrameResult, Pipeline
+from detector.pipeline import FrameResult, Pipeline, person_boxes
 from detector.samples import resolve_clip
 from detector.sources import FileSource, prefetched
 from detector.values import Act
@@ -103,10 +103,8 @@ def run(args: argparse.Namespace) -> int:
             if args.video:
                 recent = [(t, a) for t, a in recent if result.frame.time_s - t < 3.0] + [(result.frame.time_s, a) for a in result.acts]
                 # Faces are blurred before anything is drawn or written: the video is stored evidence.
-                t = result.tracks
-                people = t.xyxy[[pipeline.class_names[int(c)] == "person" for c in t.class_id]] if len(t) else None
                 image = draw_frame(
-                    redactor.redact(result.frame.image, people), result.frame.time_s, result.tracks, pipeline.class_names,
+                    redactor.redact(result.frame.image, person_boxes(result, pipeline.class_names)), result.frame.time_s, result.tracks, pipeline.class_names,
                     zones=pipeline.zones.polygons(), litter=pipeline.litter_overlay(), acts=[a for _, a in recent],
                 )
                 if writer is None:

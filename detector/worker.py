@@ -97,13 +97,6 @@ class FileCamera:
             offset_i = last.index + 1
 
 
-def _person_boxes(result, class_names: list[str]) -> np.ndarray:
-    dets = result.detections
-    if "person" not in class_names or dets.class_id is None or not len(dets):
-        return np.zeros((0, 4), np.float32)
-    return dets.xyxy[dets.class_id == class_names.index("person")]
-
-
 def _load_or_make_key(key_dir: Path, camera: str):
     from detector import keys
 
@@ -234,7 +227,7 @@ class CameraWorker:
     # -- main loop ---------------------------------------------------------------------
     def run(self) -> WorkerStats:
         from detector.evidence import EvidenceStore
-        from detector.pipeline import Pipeline
+        from detector.pipeline import Pipeline, person_boxes
 
         st = self.stats
         pipeline = Pipeline(self.settings)
@@ -261,7 +254,7 @@ class CameraWorker:
                 jpeg = None
                 if sample or (result.acts and privacy.snapshots):  # either implies a redactor
                     # One face search, blur and encode per frame, shared by the sample and every act.
-                    jpeg = redactor.snapshot(frame.image, _person_boxes(result, pipeline.class_names))
+                    jpeg = redactor.snapshot(frame.image, person_boxes(result, pipeline.class_names))
                     evidence.put(jpeg)
                     st.snapshots += 1
                 for act in result.acts:
