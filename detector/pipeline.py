@@ -89,14 +89,14 @@ class Pipeline:
             return "detect"
         return "reuse"
 
-    def process(self, frame: Frame, detections: sv.Detections | None = None) -> FrameResult:
-        """One frame. `detections` given (or a skipped detector) is fine: scene memory runs anyway."""
+    def process(self, frame: Frame) -> FrameResult:
+        """One frame. A skipped detector is fine: scene memory runs anyway."""
         self.frames_seen += 1
         # One grey conversion per frame, shared by the motion gate and scene memory.
         grey = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY)
-        plan = "detect" if detections is not None else self._plan(frame, grey)
+        plan = self._plan(frame, grey)
         detector_ms = 0.0
-        if detections is None and plan == "detect":
+        if plan == "detect":
             t0 = time.perf_counter()
             detections = self.detector.detect(frame.image)
             detector_ms = (time.perf_counter() - t0) * 1000
