@@ -37,6 +37,9 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
+from detector.bench import prf
+from detector.sources import FileSource
+
 DEFAULT_CLIPS = [
     "aboda_video4.avi", "aboda_video4_cycle.mp4", "aboda_video4_reversed.mp4", "porch_bottle_drop_bad2.mp4",
     "intel_bottle-detection.mp4", "pets2009_vtest_480x360.avi", "crowd_overhead_vtest.avi",
@@ -75,27 +78,25 @@ def critical_s(clip: dict, duration_s: float) -> float:
     return min(starts) + 3.0 if starts else 0.4 * duration_s
 
 
-def make_variant(src: Path, dst: Path, name: str, critical: float) -> None:
-    """Re-encode `src` with one perturbation (mp4v, same frame rate and frame count)."""
-    cap = cv2.VideoCapture(str(src))
-    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+def make_variant(src: Path, dst: Path, name: str, clip: dict) -> None:
+    """Re-encode `src` with one perturbation (mp4v, same frames). Times come from the
+    stream (FileSource), not the header's frame rate, which some files get wrong; the
+    copy is written at the rate those times show."""
+    frames = list(FileSource(src, None))
+    if not frames:
+        raise SystemExit(f"{src}: no frames")
+    span = frames[-1].time_s - frames[0].time_s
+    fps = (len(frames) - 1) / span if span > 0 else 25.0
+    critical = critical_s(clip, span)
     perturb = PERTURBATIONS[name]
     rng = np.random.default_rng(0)
     tmp = dst.with_suffix(".part.mp4")
     out = None
-    i = 0
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frame = perturb(frame, i / fps, critical, rng)
+    for frame in frames:
+        image = perturb(frame.image, frame.time_s, critical, rng)
         if out is None:
-            out = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, frame.shape[1::-1])
-        out.write(frame)
-        i += 1
-    cap.release()
-    if out is None:
-        raise SystemExit(f"{src}: no frames")
+            out = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, image.shape[1::-1])
+        out.write(image)
     out.release()
     tmp.replace(dst)
 
@@ -129,10 +130,7 @@ def main() -> int:
             if name == "original":
                 dst.symlink_to(src.resolve())
             else:
-                cap = cv2.VideoCapture(str(src))
-                duration = cap.get(cv2.CAP_PROP_FRAME_COUNT) / (cap.get(cv2.CAP_PROP_FPS) or 25.0)
-                cap.release()
-                make_variant(src, dst, name, critical_s(clip, duration))
+                make_variant(src, dst, name, clip)
         keep = {k: v for k, v in clip.items() if k in ("events", "duration_s", "fps")}
         variants.append({"file": dst.name, "perturbation": name, "source_clip": file, **keep})
 
@@ -154,8 +152,7 @@ def main() -> int:
     print(f"\n{'perturbation':<12} {'TP':>3} {'FP':>3} {'FN':>3} {'F1':>5}   ({len(args.clips)} clips)")
     for name in ["original", *args.perturbations]:
         tp, fp, fn = rows.get(name, [0, 0, 0])
-        f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0
-        print(f"{name:<12} {tp:>3} {fp:>3} {fn:>3} {f1:>5.2f}")
+        print(f"{name:<12} {tp:>3} {fp:>3} {fn:>3} {prf(tp, fp, fn)['f1']:>5.2f}")
     return 0
 
 
