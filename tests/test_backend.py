@@ -92,11 +92,13 @@ def test_cleanup_of_several_items_closes_each_littering(env):
 
 def test_every_tampered_field_is_refused(env):
     b, ks, _ = env
-    evs = chain(ks, "cam1", [act(i, "cam1", "t1", severity="bag") for i in range(2)])
+    # the target is a clean-up of two items with evidence, so it carries every optional field
+    taken = replace(act(1, "cam1", "t1", "cleanup", "bag", litter=0, snapshot=b"jpeg"), also=((5, "small"),))
+    evs = chain(ks, "cam1", [act(0, "cam1", "t1", severity="bag"), taken])
     assert b.post(evs[0]).status_code == 200
     target = evs[1]
     fields = event_fields(target)
-    assert len(fields) >= 20
+    assert len(fields) >= 20 and {"data.also", "data.evidence_sha256"} <= set(fields)
     for field in fields:
         r = assert_refused_any(b, with_field(target, field, tampered(get_field(target, field))))
         assert r.json()["reason"] in {"schema", "bad_signature", "unknown_key", "key_mismatch"}, (field, r.text)

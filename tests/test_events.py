@@ -156,14 +156,18 @@ def test_configurable_points(key):
 def test_signature_covers_every_field(key):
     key_path, pub_path, _ = key
     pub = keys.load_public_key(str(pub_path))
-    e = next(events.sign_acts(_acts(), key_path, "s1", "cam1"))
-    for field in event_fields(e):
-        if field == "sig":
-            continue
-        t = with_field(e, field, tampered(get_field(e, field)))
-        with pytest.raises(events.EventError) as ex:
-            events.check_signature(t, pub)
-        assert ex.value.reason == "bad_signature", field
+    # a littering act with evidence, and a clean-up of two items (data.also)
+    taken = dataclasses.replace(act(1, "cam1", "z1", "cleanup", "small", litter=5), also=((6, "small"),))
+    e, cleanup = events.sign_acts([_acts()[0], taken], key_path, "s1", "cam1")
+    assert "data.evidence_sha256" in event_fields(e) and "data.also" in event_fields(cleanup)
+    for ev in (e, cleanup):
+        for field in event_fields(ev):
+            if field == "sig":
+                continue
+            t = with_field(ev, field, tampered(get_field(ev, field)))
+            with pytest.raises(events.EventError) as ex:
+                events.check_signature(t, pub)
+            assert ex.value.reason == "bad_signature", field
     # the same signature bytes spelled differently (unused bits of the last character)
     last = e["sig"][-1]
     alias = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
