@@ -417,25 +417,31 @@ def test_pets2009_negative(footage_dir: Path, model_dir: Path):
     assert _acts(footage_dir / "pets2009_vtest_480x360.avi") == []
 
 
-def _relit_copy(src: Path, dst: Path, from_s: float, left: float, right: float) -> Path:
-    """`src` re-encoded with the lights changed from `from_s` on (a gain across the view)."""
+def _altered_copy(src: Path, dst: Path, from_s: float, change) -> Path:
+    """`src` re-encoded with `change` applied to every frame from `from_s` on."""
     cap = cv2.VideoCapture(str(src))
     fps = cap.get(cv2.CAP_PROP_FPS)
     w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
     out = cv2.VideoWriter(str(dst), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-    gain = np.linspace(left, right, w, dtype=np.float32)[None, :, None]
     i = 0
     while True:
         ok, frame = cap.read()
         if not ok:
             break
-        if i / fps >= from_s:
-            frame = np.clip(frame * gain, 0, 255).astype(np.uint8)
-        out.write(frame)
+        out.write(change(frame) if i / fps >= from_s else frame)
         i += 1
     cap.release()
     out.release()
     return dst
+
+
+def _relit_copy(src: Path, dst: Path, from_s: float, left: float, right: float) -> Path:
+    """The lights changed from `from_s` on: a gain running from `left` to `right` across the view."""
+    def relit(frame):
+        gain = np.linspace(left, right, frame.shape[1], dtype=np.float32)[None, :, None]
+        return np.clip(frame * gain, 0, 255).astype(np.uint8)
+
+    return _altered_copy(src, dst, from_s, relit)
 
 
 def test_aboda_bag_found_when_the_lights_dim_before_it_is_litter(footage_dir: Path, model_dir: Path, tmp_path: Path):
@@ -453,24 +459,9 @@ def test_pets2009_lights_changing_is_still_negative(footage_dir: Path, model_dir
 
 
 def _knocked_copy(src: Path, dst: Path, from_s: float, dx: int, dy: int) -> Path:
-    """`src` re-encoded with the camera knocked by (dx, dy) pixels from `from_s` on."""
-    cap = cv2.VideoCapture(str(src))
-    fps = cap.get(cv2.CAP_PROP_FPS)
-    w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
-    out = cv2.VideoWriter(str(dst), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    """The camera knocked by (dx, dy) pixels from `from_s` on."""
     m = np.float32([[1, 0, dx], [0, 1, dy]])
-    i = 0
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        if i / fps >= from_s:
-            frame = cv2.warpAffine(frame, m, (w, h), borderMode=cv2.BORDER_REPLICATE)
-        out.write(frame)
-        i += 1
-    cap.release()
-    out.release()
-    return dst
+    return _altered_copy(src, dst, from_s, lambda f: cv2.warpAffine(f, m, f.shape[1::-1], borderMode=cv2.BORDER_REPLICATE))
 
 
 def test_aboda_camera_knocked_before_the_bag_is_litter(footage_dir: Path, model_dir: Path, tmp_path: Path):
