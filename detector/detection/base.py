@@ -103,6 +103,13 @@ class ObjectDetector(ABC):
     def decode(self, outputs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Raw outputs -> (xyxy boxes in input pixels (N,4), scores (N,), class ids (N,))."""
 
+    def _candidates(self, class_scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per anchor its best class and that class's score, and the anchors that pass the
+        score threshold: only those are worth decoding (most of thousands cannot)."""
+        class_ids = class_scores.argmax(axis=1)
+        scores = class_scores[np.arange(len(class_scores)), class_ids]
+        return class_ids, scores, np.flatnonzero(scores >= self.score_threshold)
+
     def detect(self, image: np.ndarray) -> sv.Detections:
         canvas, lb = self.letterbox(image)
         outputs = self.session.run(self.output_names, {self.input_name: self.to_blob(canvas)})

@@ -29,9 +29,7 @@ class NanoDetDetector(ObjectDetector):
         n = len(self.strides)
         cls = np.concatenate([o[0] for o in outputs[:n]])
         reg = np.concatenate([o[0] for o in outputs[n:]])
-        class_ids = cls.argmax(axis=1)
-        scores = cls[np.arange(len(cls)), class_ids]
-        sel = np.flatnonzero(scores >= min(self.score_threshold, 0.05))
+        class_ids, scores, sel = self._candidates(cls)
         logits = reg[sel].reshape(-1, 4, self.reg_max + 1)
         logits = np.exp(logits - logits.max(axis=2, keepdims=True))
         dist = (logits / logits.sum(axis=2, keepdims=True)) @ self._bins * self._steps[sel]

@@ -34,8 +34,6 @@ class UltralyticsDetector(ObjectDetector):
             return boxes, scores, class_ids
         pred = out.T  # (anchors, 4 + classes)
         cls = pred[:, 4 : 4 + len(self.class_names)]
-        class_ids = cls.argmax(axis=1)
-        scores = cls[np.arange(len(cls)), class_ids]
-        sel = np.flatnonzero(scores >= min(self.score_threshold, 0.05))
+        class_ids, scores, sel = self._candidates(cls)
         c, wh = pred[sel, :2], pred[sel, 2:4]
         return np.concatenate([c - wh / 2, c + wh / 2], axis=1), scores[sel], class_ids[sel]

@@ -28,10 +28,7 @@ class YoloxDetector(ObjectDetector):
     def decode(self, outputs):
         pred = outputs[0][0]
         scores_all = pred[:, 5:] * pred[:, 4:5]
-        class_ids = scores_all.argmax(axis=1)
-        scores = scores_all[np.arange(len(pred)), class_ids]
-        # Decode only anchors that can pass the threshold: most of the 3549 cannot.
-        sel = np.flatnonzero(scores >= min(self.score_threshold, 0.05))
+        class_ids, scores, sel = self._candidates(scores_all)
         p, cells, steps = pred[sel], self._cells[sel], self._steps[sel]
         centre = (p[:, :2] + cells) * steps
         size = np.exp(p[:, 2:4]) * steps
