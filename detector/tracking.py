@@ -47,7 +47,8 @@ class Tracker:
             warnings.simplefilter("ignore")
             # Fixed-rate mode (one Kalman step per call), not timestamps: with `trackers` 2.6
             # a timestamp gap of two analysis intervals drops a perfectly still box from its
-            # track (tests/test_tracking.py), and the motion gate does leave such gaps.
+            # track (seen while building this; not kept as a test), and the motion gate does
+            # leave such gaps.
             tracked = self._bytetrack.update(detections)
         if tracked.tracker_id is None or len(tracked) == 0:
             return empty_tracks()
