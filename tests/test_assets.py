@@ -52,10 +52,17 @@ def test_env_dir_searched_recursively_by_name_then_sha(tmp_path, cache, monkeypa
     assert found.how == "env" and found.path == deep / "renamed.bin"
 
 
-def test_explicit_path_wins_and_must_exist(tmp_path, cache):
+def test_explicit_path_wins_and_must_exist(tmp_path, cache, monkeypatch):
+    # A valid copy in the env folder and one in the cache: the explicit file still wins.
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "toy.onnx").write_bytes(PAYLOAD)
+    monkeypatch.setenv("TOY_DIR", str(tmp_path / "models"))
+    (cache / "models").mkdir(parents=True)
+    (cache / "models" / "toy.onnx").write_bytes(PAYLOAD)
     f = tmp_path / "mine.onnx"
     f.write_bytes(b"anything")
-    assert locate(entry(), "TOY_DIR", explicit=f).how == "explicit"
+    found = locate(entry(), "TOY_DIR", explicit=f)
+    assert found.how == "explicit" and found.path == f
     with pytest.raises(UserError, match="not found"):
         locate(entry(), "TOY_DIR", explicit=tmp_path / "missing.onnx")
 
