@@ -20,7 +20,7 @@ import json
 import os
 import re
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -56,6 +56,16 @@ class PointsConfig(Section):
 
     def of(self, severity: str) -> int:
         return int(getattr(self, severity))
+
+    def cleanup_credit(self, taken: Iterable[tuple[int, str]], debit_of: Callable[[int], int | None]) -> int:
+        """Points a clean-up gives back: for each (litter, severity) taken, what its littering
+        cost (`debit_of`, None if no littering was seen), else its severity's points (litter
+        that was there before). The edge and the backend both score by this rule."""
+        total = 0
+        for litter, severity in taken:
+            debit = debit_of(litter)
+            total += debit if debit is not None else self.of(severity)
+        return total
 
 
 class EventError(Exception):
@@ -280,8 +290,7 @@ class EventSigner:
             return -p
         # clean-up gives back what the littering of each litter taken cost; pre-existing
         # litter (no littering act seen) gives its severity's points
-        taken = [(act.litter_id, act.severity), *act.also]
-        return sum(litter.pop(lid, self.points.of(sev)) for lid, sev in taken)
+        return self.points.cleanup_credit([(act.litter_id, act.severity), *act.also], lambda lid: litter.pop(lid, None))
 
     def sign(self, act: Act, state: ChainState) -> tuple[dict, ChainState]:
         """The signed event for `act` and the chain state after it (state is not modified)."""

@@ -76,11 +76,9 @@ class Ingestor:
         d = env.data
         if d.act == "littering":
             points = -self.points.of(d.severity)
-        else:  # give back what the littering of each litter taken cost, else its severity's points
-            points = 0
-            for litter, severity in [(d.litter, d.severity)] + [(a.litter, a.severity) for a in d.also or ()]:
-                debit = self.store.open_litter(env.source, litter)
-                points += debit if debit is not None else self.points.of(severity)
+        else:
+            taken = [(d.litter, d.severity)] + [(a.litter, a.severity) for a in d.also or ()]
+            points = self.points.cleanup_credit(taken, lambda litter: self.store.open_litter(env.source, litter))
         acc = Accepted(
             source=env.source, seq=env.seq, id=env.id, hash=digest, body=canonical(event), keyid=env.keyid,
             zone=env.subject, kind=d.act, severity=d.severity, object_class=d.object_class, litter=d.litter,
