@@ -12,12 +12,12 @@ ifneq ($(wildcard $(SHARED)/footage),)
 export DETECTOR_SAMPLE_DIR ?= $(abspath $(SHARED)/footage)
 endif
 
-.PHONY: demo test install bench clean
+.PHONY: demo test test-fast lint install bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[test]'
+	$(VENV)/bin/pip install -q -e '.[edge,backend,test]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -26,8 +26,17 @@ demo: install
 	$(VENV)/bin/detector replay aboda_video4 --video out/aboda_video4.mp4 --tracks out/aboda_video4.tracks.jsonl --acts out/aboda_video4.acts.jsonl
 	@echo "annotated video: out/aboda_video4.mp4"
 
+# Every tier: unit (pure), integration (real servers and models), accuracy (real footage).
 test: install
 	$(VENV)/bin/pytest -q -rs
+
+# The developer's fast loop: the pure unit tier (no models, no footage, no servers).
+test-fast: install
+	$(VENV)/bin/pytest -q -rs tests/unit
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 bench: install
 	$(VENV)/bin/detector bench $(DETECTOR_SAMPLE_DIR) --truth $(DETECTOR_SAMPLE_DIR)/truth.yaml --json out/bench/bench.json

@@ -23,9 +23,10 @@ from pathlib import Path
 import httpx
 import yaml
 
-from detector import events, keys
-from detector.events import EventSigner
+from detector import signer
 from detector.outbox import Outbox, Sender
+from detector.protocol import events, keys
+from detector.signer import EventSigner
 from detector.sinks.http import HttpSink
 from detector.values import Act
 
@@ -51,11 +52,15 @@ def main() -> None:
         cams = ["single", "batch", "edge"]
         ks = {c: keys.generate(c, d) for c in cams}
         cfg = d / "backend.yaml"
-        cfg.write_text(yaml.safe_dump({"db": "ledger.sqlite3", "keys": {f"/sites/b/cameras/{c}": ks[c][1].name for c in cams}}))
+        cfg.write_text(
+            yaml.safe_dump({"db": "ledger.sqlite3", "keys": {f"/sites/b/cameras/{c}": ks[c][1].name for c in cams}})
+        )
         port = _port()
         url = f"http://127.0.0.1:{port}"
-        proc = subprocess.Popen([sys.executable, "-m", "detector", "backend", "serve", "--config", str(cfg), "--port", str(port)],
-                                stdout=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "detector", "backend", "serve", "--config", str(cfg), "--port", str(port)],
+            stdout=subprocess.DEVNULL,
+        )
         client = httpx.Client(base_url=url, timeout=30)
         try:
             for _ in range(200):
@@ -66,14 +71,14 @@ def main() -> None:
                     time.sleep(0.05)
             rows = []
 
-            evs = list(events.sign_acts(_acts("single", n), ks["single"][0], "b", "single"))
+            evs = list(signer.sign_acts(_acts("single", n), ks["single"][0], "b", "single"))
             t = time.perf_counter()
             for e in evs:
                 r = client.post("/v1/events", content=events.canonical(e))
                 assert r.status_code == 200, r.text
             rows.append(("single-event POSTs", n, time.perf_counter() - t))
 
-            evs = list(events.sign_acts(_acts("batch", n), ks["batch"][0], "b", "batch"))
+            evs = list(signer.sign_acts(_acts("batch", n), ks["batch"][0], "b", "batch"))
             t = time.perf_counter()
             for i in range(0, n, 100):
                 r = client.post("/v1/events", content=events.canonical(evs[i : i + 100]))

@@ -41,8 +41,13 @@ from detector.bench import prf
 from detector.sources import FileSource
 
 DEFAULT_CLIPS = [
-    "aboda_video4.avi", "aboda_video4_cycle.mp4", "aboda_video4_reversed.mp4", "porch_bottle_drop_bad2.mp4",
-    "intel_bottle-detection.mp4", "pets2009_vtest_480x360.avi", "crowd_overhead_vtest.avi",
+    "aboda_video4.avi",
+    "aboda_video4_cycle.mp4",
+    "aboda_video4_reversed.mp4",
+    "porch_bottle_drop_bad2.mp4",
+    "intel_bottle-detection.mp4",
+    "pets2009_vtest_480x360.avi",
+    "crowd_overhead_vtest.avi",
 ]
 # name -> (frame, time_s, critical_s, rng) -> frame
 Perturb = Callable[[np.ndarray, float, float, np.random.Generator], np.ndarray]
@@ -137,7 +142,17 @@ def main() -> int:
     derived = args.out / "truth.yaml"
     derived.write_text(yaml.safe_dump({"clips": variants}, sort_keys=False), encoding="utf-8")
     result_json = args.out / "bench.json"
-    cmd = [sys.executable, "-m", "detector", "bench", str(clips_dir), "--truth", str(derived), "--json", str(result_json)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "detector",
+        "bench",
+        str(clips_dir),
+        "--truth",
+        str(derived),
+        "--json",
+        str(result_json),
+    ]
     if args.config:
         cmd += ["--config", str(args.config)]
     subprocess.run(cmd, check=True)

@@ -107,8 +107,9 @@ def main() -> int:
     cfg = work / "site.yaml"
     cfg.write_text(yaml.safe_dump(site))
     log = open(work / "stderr.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "detector", "run", "--config", str(cfg)], stderr=log,
-                            cwd=work, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "detector", "run", "--config", str(cfg)], stderr=log, cwd=work, start_new_session=True
+    )
     try:
         t_start = time.monotonic()
         while True:  # warm-up: every camera analysing
@@ -151,21 +152,32 @@ def main() -> int:
         procs = []
         for p in pids:
             role = "supervisor" if p == proc.pid else name_of(p)
-            procs.append({"pid": p, "role": role, "cpu_pct": round(100 * (c1[p] - c0[p]) / wall, 1),
-                          "rss_mb_mean": round(rss_sum.get(p, 0) / max(1, samples), 1),
-                          "rss_mb_peak": round(rss_peak.get(p, 0), 1),
-                          "pss_mb_mean": round(pss_sum.get(p, 0) / max(1, samples), 1)})
+            procs.append(
+                {
+                    "pid": p,
+                    "role": role,
+                    "cpu_pct": round(100 * (c1[p] - c0[p]) / wall, 1),
+                    "rss_mb_mean": round(rss_sum.get(p, 0) / max(1, samples), 1),
+                    "rss_mb_peak": round(rss_peak.get(p, 0), 1),
+                    "pss_mb_mean": round(pss_sum.get(p, 0) / max(1, samples), 1),
+                }
+            )
         cams = []
         for n, clip in CAMERAS:
             a, b = m0.get(n, {}), m1.get(n, {})
             d = lambda k: b.get(k, 0) - a.get(k, 0)  # noqa: E731
             count = d("detector_inference_seconds_count")
-            cams.append({"camera": n, "clip": clip,
-                         "analysed_fps": round(d("detector_frames_analysed_total") / wall, 2),
-                         "decoded_fps": round(d("detector_frames_read_total") / wall, 1),
-                         "dropped": int(d("detector_frames_dropped_total")),
-                         "detector_ms_mean": round(1000 * d("detector_inference_seconds_sum") / count, 1) if count else None,
-                         "acts": int(d("detector_acts_total"))})
+            cams.append(
+                {
+                    "camera": n,
+                    "clip": clip,
+                    "analysed_fps": round(d("detector_frames_analysed_total") / wall, 2),
+                    "decoded_fps": round(d("detector_frames_read_total") / wall, 1),
+                    "dropped": int(d("detector_frames_dropped_total")),
+                    "detector_ms_mean": round(1000 * d("detector_inference_seconds_sum") / count, 1) if count else None,
+                    "acts": int(d("detector_acts_total")),
+                }
+            )
         t_term = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(30)
@@ -179,21 +191,51 @@ def main() -> int:
     total_cpu = sum(p["cpu_pct"] for p in procs)
     total_rss = sum(p["rss_mb_mean"] for p in procs)
     total_pss = sum(p["pss_mb_mean"] for p in procs)
-    print(f"\n4-camera site, {args.fps:g} analysed fps each, {wall:.0f} s window after {warmup:.0f} s warm-up, "
-          f"{os.cpu_count()} CPUs (shared machine)\n")
-    print("| process | pid | CPU % (100 = 1 core) | RSS mean MB | RSS peak MB | PSS mean MB |\n|---|---|---|---|---|---|")
+    print(
+        f"\n4-camera site, {args.fps:g} analysed fps each, {wall:.0f} s window after {warmup:.0f} s warm-up, "
+        f"{os.cpu_count()} CPUs (shared machine)\n"
+    )
+    print(
+        "| process | pid | CPU % (100 = 1 core) | RSS mean MB | RSS peak MB | PSS mean MB |\n|---|---|---|---|---|---|"
+    )
     for p in procs:
-        print(f"| {p['role']} | {p['pid']} | {p['cpu_pct']} | {p['rss_mb_mean']} | {p['rss_mb_peak']} | {p['pss_mb_mean']} |")
+        print(
+            (
+                f"| {p['role']} | {p['pid']} | {p['cpu_pct']} | "
+                f"{p['rss_mb_mean']} | {p['rss_mb_peak']} | {p['pss_mb_mean']} |"
+            )
+        )
     print(f"| **total** | | **{total_cpu:.1f}** | **{total_rss:.0f}** | | **{total_pss:.0f}** |\n")
-    print("| camera | clip | analysed fps | decoded fps | dropped | detector ms (mean) | acts |\n|---|---|---|---|---|---|---|")
+    print(
+        (
+            "| camera | clip | analysed fps | decoded fps | dropped | detector "
+            "ms (mean) | acts |\n|---|---|---|---|---|---|---|"
+        )
+    )
     for c in cams:
-        print(f"| {c['camera']} | {c['clip']} | {c['analysed_fps']} | {c['decoded_fps']} | {c['dropped']} | "
-              f"{c['detector_ms_mean']} | {c['acts']} |")
+        print(
+            f"| {c['camera']} | {c['clip']} | {c['analysed_fps']} | {c['decoded_fps']} | {c['dropped']} | "
+            f"{c['detector_ms_mean']} | {c['acts']} |"
+        )
     print(f"\nSIGTERM -> exit code {code} in {stop_s:.1f} s; logs in {work}")
     if args.json:
-        args.json.write_text(json.dumps({"window_s": wall, "warmup_s": warmup, "fps": args.fps, "processes": procs,
-                                         "total_cpu_pct": total_cpu, "total_rss_mb": total_rss, "total_pss_mb": total_pss, "cameras": cams,
-                                         "stop_s": stop_s, "exit_code": code}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "window_s": wall,
+                    "warmup_s": warmup,
+                    "fps": args.fps,
+                    "processes": procs,
+                    "total_cpu_pct": total_cpu,
+                    "total_rss_mb": total_rss,
+                    "total_pss_mb": total_pss,
+                    "cameras": cams,
+                    "stop_s": stop_s,
+                    "exit_code": code,
+                },
+                indent=2,
+            )
+        )
     return 0
 
 

@@ -90,8 +90,13 @@ def measure(mode: str, clip: Path) -> dict:
             video_s = max(video_s, frame.time_s)
         wall = time.perf_counter() - t0
     return {
-        "mode": mode, "clip": clip.name, "frames": frames, "video_s": video_s, "wall_s": wall,
-        "rtf": video_s / wall if wall else 0.0, "peak_rss_mb": peak_mb(),
+        "mode": mode,
+        "clip": clip.name,
+        "frames": frames,
+        "video_s": video_s,
+        "wall_s": wall,
+        "rtf": video_s / wall if wall else 0.0,
+        "peak_rss_mb": peak_mb(),
         "acts": [{"kind": a.kind, "t_notify": a.t_notify, "t_release": a.t_release, "box": list(a.box)} for a in acts],
     }
 
@@ -118,9 +123,15 @@ def soak(clip: Path, minutes: float) -> dict:
         print(f"  soak: {offset / 60:5.1f} min of video, rss {rss_mb():.0f} MB", file=sys.stderr)
     after_warm = [m for t, m in samples if t >= warm_up_s]
     return {
-        "clip": clip.name, "video_min": offset / 60, "wall_s": time.perf_counter() - t0,
-        "warm_up_s": warm_up_s, "rss_after_warm_up_mb": after_warm[0], "rss_end_mb": samples[-1][1],
-        "rss_max_after_warm_up_mb": max(after_warm), "growth_mb": samples[-1][1] - after_warm[0], "samples": samples,
+        "clip": clip.name,
+        "video_min": offset / 60,
+        "wall_s": time.perf_counter() - t0,
+        "warm_up_s": warm_up_s,
+        "rss_after_warm_up_mb": after_warm[0],
+        "rss_end_mb": samples[-1][1],
+        "rss_max_after_warm_up_mb": max(after_warm),
+        "growth_mb": samples[-1][1] - after_warm[0],
+        "samples": samples,
     }
 
 
@@ -172,23 +183,42 @@ def main() -> int:
     print(f"\n{'clip':28} {'mode':9} {'frames':>6} {'wall s':>7} {'x real time':>11} {'peak MB':>8} {'F1':>5}")
     for (name, mode), r in rows.items():
         f1 = f"{r['score']['f1']:.2f}" if "score" in r else ""
-        print(f"{name:28} {mode:9} {r['frames']:>6} {r['wall_s']:>7.2f} {r['rtf']:>11.1f} {r['peak_rss_mb']:>8.0f} {f1:>5}")
+        print(
+            (
+                f"{name:28} {mode:9} {r['frames']:>6} {r['wall_s']:>7.2f} "
+                f"{r['rtf']:>11.1f} {r['peak_rss_mb']:>8.0f} {f1:>5}"
+            )
+        )
     print(f"\n{'clip':28} {'c/a (cost)':>10} {'c/(a+b)':>8} {'d/c (speed-up)':>15} {'F1 c':>5} {'F1 d':>5}")
     ratios = {}
     for name in args.clips:
         a, b, c, d = (rows[(name, m)]["wall_s"] for m in MODES)
         ratios[name] = {"c_over_a": c / a, "c_over_a_plus_b": c / (a + b), "d_over_c": d / c}
-        print(f"{name:28} {c / a:>10.2f} {c / (a + b):>8.2f} {d / c:>15.1f} "
-              f"{rows[(name, 'pipeline')]['score']['f1']:>5.2f} {rows[(name, 'naive')]['score']['f1']:>5.2f}")
+        print(
+            f"{name:28} {c / a:>10.2f} {c / (a + b):>8.2f} {d / c:>15.1f} "
+            f"{rows[(name, 'pipeline')]['score']['f1']:>5.2f} {rows[(name, 'naive')]['score']['f1']:>5.2f}"
+        )
     result = {"rows": [r | {"key": f"{k[0]}:{k[1]}"} for k, r in rows.items()], "ratios": ratios}
     if args.soak_minutes > 0:
         print(f"\nsoak: {args.soak_clip} looped for {args.soak_minutes} min of video ...", file=sys.stderr)
-        out = subprocess.run([sys.executable, __file__, "--child-soak", str(args.footage / args.soak_clip), str(args.soak_minutes)],
-                             capture_output=False, stdout=subprocess.PIPE, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, __file__, "--child-soak", str(args.footage / args.soak_clip), str(args.soak_minutes)],
+            capture_output=False,
+            stdout=subprocess.PIPE,
+            text=True,
+            check=True,
+        )
         s = json.loads(out.stdout.strip().splitlines()[-1])
         result["soak"] = s
-        print(f"soak: {s['video_min']:.1f} min of video in {s['wall_s']:.0f} s; rss after warm-up {s['rss_after_warm_up_mb']:.0f} MB, "
-              f"at end {s['rss_end_mb']:.0f} MB, growth {s['growth_mb']:+.1f} MB (max {s['rss_max_after_warm_up_mb']:.0f} MB)")
+        print(
+            (
+                f"soak: {s['video_min']:.1f} min of video in {s['wall_s']:.0f} s; rss "
+                f"after warm-up {s['rss_after_warm_up_mb']:.0f} MB, "
+            )(
+                f"at end {s['rss_end_mb']:.0f} MB, growth {s['growth_mb']:+.1f} "
+                f"MB (max {s['rss_max_after_warm_up_mb']:.0f} MB)"
+            )
+        )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=1))

@@ -120,7 +120,7 @@ class ActRecogniser:
     # -- public -------------------------------------------------------------------------
     def litter(self) -> list[tuple[int, Box, str]]:
         """Litter currently lying in view: (litter_id, box, class)."""
-        return [(l.litter_id, l.box, l.object_class) for l in self._litter.values() if l.present]
+        return [(lit.litter_id, lit.box, lit.object_class) for lit in self._litter.values() if lit.present]
 
     def step(
         self,
@@ -163,6 +163,7 @@ class ActRecogniser:
     def _follow_view(self, dx: float, dy: float) -> None:
         """The camera was knocked: everything remembered in frame pixels moves with the view
         (people just seen too, so an owner is still looked for where they stood)."""
+
         def moved(b: Box) -> Box:
             return (round(b[0] + dx), round(b[1] + dy), round(b[2] + dx), round(b[3] + dy))
 
@@ -176,8 +177,9 @@ class ActRecogniser:
         self._vehicles = deque((t, [moved(b) for b in bs]) for t, bs in self._vehicles)
 
     # -- existing litter at startup ----------------------------------------------------------
-    def _startup_step(self, time_s: float, people: list[Person], sightings: list[Sighting], out: ActsStep,
-                      detected: bool = True) -> None:
+    def _startup_step(
+        self, time_s: float, people: list[Person], sightings: list[Sighting], out: ActsStep, detected: bool = True
+    ) -> None:
         cfg = self.cfg
         if self._startup_done:
             return
@@ -209,8 +211,10 @@ class ActRecogniser:
     def _static_object(self, obj: StaticObject, t: float, idx: int, people: list[Person], out: ActsStep) -> None:
         cfg = self.cfg
         # One location, one litter: a region on or right next to known litter is a piece of it.
-        known = next((l for l in self._litter.values() if cover(l.box, obj.box) >= 0.5), None)
-        if known is None and any(gap(l.box, obj.box) < _size(l.box) for l in self._litter.values() if l.present):
+        known = next((lit for lit in self._litter.values() if cover(lit.box, obj.box) >= 0.5), None)
+        if known is None and any(
+            gap(lit.box, obj.box) < _size(lit.box) for lit in self._litter.values() if lit.present
+        ):
             return
         if known is not None:
             if not known.present and obj.change == "added":
@@ -226,7 +230,11 @@ class ActRecogniser:
         first = self._first_seen.setdefault(obj.key, t)
         if t - first < cfg.confirm_s:
             return  # fragments of passing people flicker; objects persist
-        if obj.scenery or t < self._settle_until or (obj.object_class != "unknown" and obj.object_class not in cfg.carryable_classes):
+        if (
+            obj.scenery
+            or t < self._settle_until
+            or (obj.object_class != "unknown" and obj.object_class not in cfg.carryable_classes)
+        ):
             return
         cand = self._candidates.get(obj.key)
         if cand is None:
@@ -323,7 +331,9 @@ class ActRecogniser:
                 continue
             covered = np.zeros((h, w), bool)  # union of the boxes, in the region's own pixels
             for p in near:
-                covered[max(0, p.box[1] - b[1]) : max(0, p.box[3] - b[1]), max(0, p.box[0] - b[0]) : max(0, p.box[2] - b[0])] = True
+                covered[
+                    max(0, p.box[1] - b[1]) : max(0, p.box[3] - b[1]), max(0, p.box[0] - b[0]) : max(0, p.box[2] - b[0])
+                ] = True
             if covered.mean() >= 0.5:
                 return True
         return False
@@ -355,8 +365,10 @@ class ActRecogniser:
         if touched is None:
             return
         cand.done = True
-        if any(l.gone_at is not None and touched <= l.gone_at and gap(l.box, obj.box) < _size(l.box)
-               for l in self._litter.values()):
+        if any(
+            lit.gone_at is not None and touched <= lit.gone_at and gap(lit.box, obj.box) < _size(lit.box)
+            for lit in self._litter.values()
+        ):
             return  # a piece of a removal already reported next to it (one object, two regions)
         litter = self._new_litter(obj.box, obj.object_class, height)
         if litter is None:
@@ -364,8 +376,9 @@ class ActRecogniser:
         self._gone(litter, touched, t)
 
     # -- known litter -------------------------------------------------------------------------
-    def _watch_litter(self, t: float, idx: int, people: list[Person], sightings: list[Sighting], view: SceneView,
-                      out: ActsStep) -> None:
+    def _watch_litter(
+        self, t: float, idx: int, people: list[Person], sightings: list[Sighting], view: SceneView, out: ActsStep
+    ) -> None:
         cfg = self.cfg
         for litter in self._litter.values():
             if not litter.present:
@@ -398,22 +411,28 @@ class ActRecogniser:
 
         def same_pickup(a: _Litter, a_taken: float, b: _Litter, b_taken: float) -> bool:
             # Lying next to each other, in one zone, last touched at about the same time.
-            return (a.zone == b.zone and abs(a_taken - b_taken) <= cfg.pickup_window_s
-                    and gap(a.box, b.box) <= max(_size(a.box), _size(b.box)))
+            return (
+                a.zone == b.zone
+                and abs(a_taken - b_taken) <= cfg.pickup_window_s
+                and gap(a.box, b.box) <= max(_size(a.box), _size(b.box))
+            )
 
         groups: list[list[_Litter]] = []
-        for litter in sorted(self._taken, key=lambda l: l.litter_id):
+        for litter in sorted(self._taken, key=lambda lit: lit.litter_id):
             # Joins (and so merges) every group it belongs with: grouping must not depend on order.
             joined = [g for g in groups if any(same_pickup(m, m.taken, litter, litter.taken) for m in g)]
-            merged = sorted([litter, *(m for g in joined for m in g)], key=lambda l: l.litter_id)
+            merged = sorted([litter, *(m for g in joined for m in g)], key=lambda lit: lit.litter_id)
             groups = [g for g in groups if g not in joined] + [merged]
         # An event names at most 1 + 64 items.
         groups = [g[k : k + 65] for g in groups for k in range(0, len(g), 65)]
         for group in groups:
             going = [
-                l for l in self._litter.values()
-                if l.present and l.gone_since is not None and l.touched is not None
-                and any(same_pickup(m, m.taken, l, l.touched) for m in group)
+                lit
+                for lit in self._litter.values()
+                if lit.present
+                and lit.gone_since is not None
+                and lit.touched is not None
+                and any(same_pickup(m, m.taken, lit, lit.touched) for m in group)
             ]
             if going and t - min(m.gone_at for m in group) < cfg.gone_s:
                 continue  # part of the same pick-up may still be on its way out of view
@@ -422,8 +441,12 @@ class ActRecogniser:
             first = group[0]
             act = self._act("cleanup", first, max(m.taken for m in group), t, idx)
             if len(group) > 1:
-                box = (min(m.box[0] for m in group), min(m.box[1] for m in group),
-                       max(m.box[2] for m in group), max(m.box[3] for m in group))
+                box = (
+                    min(m.box[0] for m in group),
+                    min(m.box[1] for m in group),
+                    max(m.box[2] for m in group),
+                    max(m.box[3] for m in group),
+                )
                 act = replace(act, box=box, also=tuple((m.litter_id, m.severity) for m in group[1:]))
             out.acts.append(act)
 
@@ -434,7 +457,8 @@ class ActRecogniser:
         h = box[3] - box[1]
         return (
             s.object_class in self.cfg.carryable_classes
-            and s.box[0] < box[2] and box[0] < s.box[2]  # above the same spot
+            and s.box[0] < box[2]
+            and box[0] < s.box[2]  # above the same spot
             and s.box[3] > box[1]  # still reaching into where it lay: this object, not another
             and box[3] - s.box[3] >= self.cfg.lift_frac * h
         )
@@ -469,7 +493,14 @@ class ActRecogniser:
 
     def _act(self, kind: str, litter: _Litter, t_release: float, t: float, idx: int) -> Act:
         return Act(
-            kind=kind, camera=self.camera, zone=litter.zone, object_class=litter.object_class, box=litter.box,
-            severity=litter.severity, t_release=float(t_release), t_notify=float(t), litter_id=litter.litter_id,
+            kind=kind,
+            camera=self.camera,
+            zone=litter.zone,
+            object_class=litter.object_class,
+            box=litter.box,
+            severity=litter.severity,
+            t_release=float(t_release),
+            t_notify=float(t),
+            litter_id=litter.litter_id,
             frame_index=idx,
         )

@@ -12,9 +12,9 @@ Offline with nothing found, the error names the asset, its URL and the variable 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
-import sys
 import tempfile
 import urllib.error
 import urllib.request
@@ -22,9 +22,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from detector.errors import UserError
-
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from detector.protocol.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -69,8 +67,7 @@ def _search_dir(entry: AssetEntry, root: Path) -> Path | None:
         return None
     files = sorted(p for p in root.rglob("*") if p.is_file())
     by_name = [p for p in files if p.name == entry.file]
-    by_size = [p for p in files if entry.size is not None and p.name != entry.file
-               and p.stat().st_size == entry.size]
+    by_size = [p for p in files if entry.size is not None and p.name != entry.file and p.stat().st_size == entry.size]
     for candidate in by_name + by_size:
         if sha256_of(candidate) == entry.sha256:
             return candidate
@@ -102,11 +99,13 @@ def download(entry: AssetEntry, env_var: str, timeout_s: float = 30.0, quiet: bo
     target = cache_dir() / f"{entry.kind}s" / entry.file
     target.parent.mkdir(parents=True, exist_ok=True)
     if not quiet:
-        print(f"downloading {entry.kind} '{entry.name}' from {entry.url}", file=sys.stderr)
+        # a download takes a while: say so (the root logger's last-resort handler writes to stderr)
+        logging.getLogger(__name__).warning("downloading %s '%s' from %s", entry.kind, entry.name, entry.url)
     try:
-        with urllib.request.urlopen(entry.url, timeout=timeout_s) as resp, tempfile.NamedTemporaryFile(
-            dir=target.parent, delete=False, suffix=".part"
-        ) as tmp:
+        with (
+            urllib.request.urlopen(entry.url, timeout=timeout_s) as resp,
+            tempfile.NamedTemporaryFile(dir=target.parent, delete=False, suffix=".part") as tmp,
+        ):
             shutil.copyfileobj(resp, tmp)
             tmp_path = Path(tmp.name)
     except (urllib.error.URLError, OSError, TimeoutError) as e:
@@ -118,7 +117,9 @@ def download(entry: AssetEntry, env_var: str, timeout_s: float = 30.0, quiet: bo
     got = sha256_of(tmp_path)
     if got != entry.sha256:
         tmp_path.unlink(missing_ok=True)
-        raise UserError(f"{entry.kind} '{entry.name}': download from {entry.url} has sha256 {got}, expected {entry.sha256}")
+        raise UserError(
+            f"{entry.kind} '{entry.name}': download from {entry.url} has sha256 {got}, expected {entry.sha256}"
+        )
     os.replace(tmp_path, target)
     return target
 
@@ -128,5 +129,7 @@ def resolve(entry: AssetEntry, env_var: str, explicit: Path | None = None, allow
     if found.path is not None:
         return found.path
     if not allow_download:
-        raise UserError(f"{entry.kind} '{entry.name}' ({entry.file}) not found: put it in a directory and set {env_var}")
+        raise UserError(
+            f"{entry.kind} '{entry.name}' ({entry.file}) not found: put it in a directory and set {env_var}"
+        )
     return download(entry, env_var)

@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from scipy.optimize import linear_sum_assignment
 
 from detector.config import Settings, load_settings, load_yaml
-from detector.errors import UserError
+from detector.protocol.errors import UserError
 
 WINDOW_BEFORE_S = 5.0
 WINDOW_AFTER_S = 10.0
@@ -55,7 +55,9 @@ INFO_TYPES = {"place": "littering", "drop": "littering"}
 class TruthEvent(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)  # annotators add notes, confidence, ...
 
-    type: str = Field(min_length=1, description="litter | abandon | pickup (scored); place | drop | ... (informational)")
+    type: str = Field(
+        min_length=1, description="litter | abandon | pickup (scored); place | drop | ... (informational)"
+    )
     t_start: float = Field(ge=0, description="onset in seconds of video from the first frame")
     t_end: float | None = Field(None, ge=0, description="end of the act")
     scored: bool = Field(True, description="false: counts neither way")
@@ -207,7 +209,9 @@ def match_acts(truth_events: Sequence[TruthEvent], acts: Sequence[ActLike]) -> C
     matched_events = {ei for ei, _, _ in score.matches}
     unscored = [e for e in truth_events if e.kind is None]
     for c, act in enumerate(acts):
-        if score.outcomes[c] == "fp" and any(act.kind in e.absorbs and in_window(act.t_notify, e.t_start) for e in unscored):
+        if score.outcomes[c] == "fp" and any(
+            act.kind in e.absorbs and in_window(act.t_notify, e.t_start) for e in unscored
+        ):
             score.outcomes[c] = "ignored"
     for c, act in enumerate(acts):
         if act.kind not in score.by_kind:
@@ -266,8 +270,13 @@ class ActRecord:
     object_class: str
 
     def to_json(self) -> dict:
-        return {"kind": self.kind, "t_notify": round(self.t_notify, 3), "t_release": round(self.t_release, 3),
-                "box": self.box, "class": self.object_class}
+        return {
+            "kind": self.kind,
+            "t_notify": round(self.t_notify, 3),
+            "t_release": round(self.t_release, 3),
+            "box": self.box,
+            "class": self.object_class,
+        }
 
 
 @dataclass
@@ -353,7 +362,8 @@ def run(args: argparse.Namespace) -> int:
     missing = [c.file for c in clips if not (footage / c.file).is_file()]
     if missing and not args.skip_missing:
         raise UserError(
-            f"{footage}: {len(missing)} clip(s) of {args.truth} not found: {', '.join(missing)} (use --skip-missing to bench the rest)"
+            f"{footage}: {len(missing)} clip(s) of {args.truth} not found: {', '.join(missing)} "
+            "(use --skip-missing to bench the rest)"
         )
     clips = [c for c in clips if c.file not in missing]
     if not clips:
@@ -378,8 +388,9 @@ def run(args: argparse.Namespace) -> int:
     runs: dict[str, ClipRun] = {}
     t0 = time.perf_counter()
     bar = tqdm(total=len(clips), unit="clip", desc="bench", disable=not sys.stderr.isatty(), file=sys.stderr)
-    with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker,
-                             initargs=(str(args.model_dir) if args.model_dir else None,)) as pool:
+    with ProcessPoolExecutor(
+        max_workers=jobs, initializer=_init_worker, initargs=(str(args.model_dir) if args.model_dir else None,)
+    ) as pool:
         futures = {pool.submit(run_clip, str(footage / c.file), settings_data): c for c in clips}
         try:
             for fut in as_completed(futures):
@@ -395,9 +406,18 @@ def run(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - t0
     children_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
-    result = build_result(clips, runs, truth_path=Path(args.truth), settings=settings, model_path=model_path,
-                          config_path=args.config, jobs=jobs, elapsed_s=elapsed, children_rss_mb=children_rss,
-                          skipped=missing)
+    result = build_result(
+        clips,
+        runs,
+        truth_path=Path(args.truth),
+        settings=settings,
+        model_path=model_path,
+        config_path=args.config,
+        jobs=jobs,
+        elapsed_s=elapsed,
+        children_rss_mb=children_rss,
+        skipped=missing,
+    )
     out_json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     report.write_text(render_report(result), encoding="utf-8")
     render_plot(clips, result, plot)
@@ -409,9 +429,19 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_result(clips: list[TruthClip], runs: dict[str, ClipRun], *, truth_path: Path, settings: Settings,
-                 model_path: Path, config_path: Path | None, jobs: int, elapsed_s: float,
-                 children_rss_mb: float, skipped: list[str]) -> dict[str, Any]:
+def build_result(
+    clips: list[TruthClip],
+    runs: dict[str, ClipRun],
+    *,
+    truth_path: Path,
+    settings: Settings,
+    model_path: Path,
+    config_path: Path | None,
+    jobs: int,
+    elapsed_s: float,
+    children_rss_mb: float,
+    skipped: list[str],
+) -> dict[str, Any]:
     scores = []
     per_clip = []
     for c in clips:
@@ -419,34 +449,55 @@ def build_result(clips: list[TruthClip], runs: dict[str, ClipRun], *, truth_path
         s = match_acts(c.events, r.acts)
         scores.append(s)
         total = s.total
-        per_clip.append({
-            "file": c.file,
-            "name": c.name,
-            "acts": [{**a.to_json(), "outcome": o} for a, o in zip(r.acts, s.outcomes)],
-            "tp": total.tp, "fp": total.fp, "fn": total.fn,
-            "by_type": {k: s.by_kind[k].metrics() for k in KINDS},
-            "matches": [{"event": ei, "type": c.events[ei].type, "t_start": c.events[ei].t_start,
-                         "act": ai, "delay_s": round(d, 3)} for ei, ai, d in s.matches],
-            "missed": [{"event": ei, "type": c.events[ei].type, "t_start": c.events[ei].t_start} for ei in s.missed],
-            "delays_s": [round(d, 3) for d in s.delays],
-            "frames_analysed": r.frames,
-            "video_s": round(r.video_s, 3),
-            "wall_s": round(r.wall_s, 3),
-            "setup_s": round(r.setup_s, 3),
-            "frames_per_s": round(r.frames / r.wall_s, 2) if r.wall_s > 0 else None,
-            "realtime_factor": round(r.video_s / r.wall_s, 2) if r.wall_s > 0 else None,
-        })
+        per_clip.append(
+            {
+                "file": c.file,
+                "name": c.name,
+                "acts": [{**a.to_json(), "outcome": o} for a, o in zip(r.acts, s.outcomes)],
+                "tp": total.tp,
+                "fp": total.fp,
+                "fn": total.fn,
+                "by_type": {k: s.by_kind[k].metrics() for k in KINDS},
+                "matches": [
+                    {
+                        "event": ei,
+                        "type": c.events[ei].type,
+                        "t_start": c.events[ei].t_start,
+                        "act": ai,
+                        "delay_s": round(d, 3),
+                    }
+                    for ei, ai, d in s.matches
+                ],
+                "missed": [
+                    {"event": ei, "type": c.events[ei].type, "t_start": c.events[ei].t_start} for ei in s.missed
+                ],
+                "delays_s": [round(d, 3) for d in s.delays],
+                "frames_analysed": r.frames,
+                "video_s": round(r.video_s, 3),
+                "wall_s": round(r.wall_s, 3),
+                "setup_s": round(r.setup_s, 3),
+                "frames_per_s": round(r.frames / r.wall_s, 2) if r.wall_s > 0 else None,
+                "realtime_factor": round(r.video_s / r.wall_s, 2) if r.wall_s > 0 else None,
+            }
+        )
     totals = score_totals(scores)
     video = sum(r.video_s for r in runs.values())
     wall = sum(r.wall_s for r in runs.values())
     frames = sum(r.frames for r in runs.values())
     return {
         "truth": str(truth_path),
-        "config": {"path": str(config_path) if config_path else None, "model": settings.detector.model,
-                   "model_file": model_path.name, "settings": settings.model_dump(mode="json")},
-        "matching": {"window_s": [-WINDOW_BEFORE_S, WINDOW_AFTER_S], "edges": "inclusive",
-                     "assignment": "optimal (scipy linear_sum_assignment, max matches then min |delay|)",
-                     "types": SCORED_TYPES},
+        "config": {
+            "path": str(config_path) if config_path else None,
+            "model": settings.detector.model,
+            "model_file": model_path.name,
+            "settings": settings.model_dump(mode="json"),
+        },
+        "matching": {
+            "window_s": [-WINDOW_BEFORE_S, WINDOW_AFTER_S],
+            "edges": "inclusive",
+            "assignment": "optimal (scipy linear_sum_assignment, max matches then min |delay|)",
+            "types": SCORED_TYPES,
+        },
         **totals,
         "speed": {
             "realtime_factor": round(video / wall, 2) if wall > 0 else None,
@@ -471,26 +522,53 @@ def _f(v: float | None, nd: int = 2) -> str:
 
 
 def render_report(result: dict[str, Any]) -> str:
-    lines = ["# Detector benchmark", "", f"Truth: `{result['truth']}`  ", f"Model: `{result['config']['model']}` "
-             f"({result['config']['model_file']}), config: `{result['config']['path'] or 'defaults'}`  ",
-             f"Match window: {WINDOW_BEFORE_S:g} s before to {WINDOW_AFTER_S:g} s after the onset (inclusive), one-to-one.",
-             "", "## Accuracy", "", "| | TP | FP | FN | precision | recall | F1 |", "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "# Detector benchmark",
+        "",
+        f"Truth: `{result['truth']}`  ",
+        f"Model: `{result['config']['model']}` "
+        f"({result['config']['model_file']}), config: `{result['config']['path'] or 'defaults'}`  ",
+        f"Match window: {WINDOW_BEFORE_S:g} s before to {WINDOW_AFTER_S:g} s after the onset (inclusive), one-to-one.",
+        "",
+        "## Accuracy",
+        "",
+        "| | TP | FP | FN | precision | recall | F1 |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for label, m in [("overall", result["overall"]), *result["by_type"].items()]:
-        lines.append(f"| {label} | {m['tp']} | {m['fp']} | {m['fn']} | {_f(m['precision'])} | {_f(m['recall'])} | {_f(m['f1'])} |")
+        lines.append(
+            (
+                f"| {label} | {m['tp']} | {m['fp']} | {m['fn']} | "
+                f"{_f(m['precision'])} | {_f(m['recall'])} | {_f(m['f1'])} |"
+            )
+        )
     d = result["delays"]
-    lines += ["", f"Delays (notification - onset) over {d['count']} matches: mean {_f(d['mean_s'])} s, "
-              f"median {_f(d['median_s'])} s, min {_f(d['min_s'])} s, max {_f(d['max_s'])} s.", "",
-              "## Clips", "", "| clip | video s | frames | frames/s | x real time | acts | TP | FP | FN | delays s |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    lines += [
+        "",
+        f"Delays (notification - onset) over {d['count']} matches: mean {_f(d['mean_s'])} s, "
+        f"median {_f(d['median_s'])} s, min {_f(d['min_s'])} s, max {_f(d['max_s'])} s.",
+        "",
+        "## Clips",
+        "",
+        "| clip | video s | frames | frames/s | x real time | acts | TP | FP | FN | delays s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
     for c in result["clips"]:
         delays = ", ".join(f"{x:+.1f}" for x in c["delays_s"]) or "-"
-        lines.append(f"| {c['file']} | {c['video_s']:.1f} | {c['frames_analysed']} | {_f(c['frames_per_s'], 1)} | "
-                     f"{_f(c['realtime_factor'], 1)} | {len(c['acts'])} | {c['tp']} | {c['fp']} | {c['fn']} | {delays} |")
+        lines.append(
+            f"| {c['file']} | {c['video_s']:.1f} | {c['frames_analysed']} | {_f(c['frames_per_s'], 1)} | "
+            f"{_f(c['realtime_factor'], 1)} | {len(c['acts'])} | {c['tp']} | {c['fp']} | {c['fn']} | {delays} |"
+        )
     s = result["speed"]
-    lines += ["", "## Speed", "", f"{s['video_s']:.1f} s of video, {s['frames_analysed']} frames analysed in "
-              f"{s['processing_s']:.1f} s of processing summed over clips: **{_f(s['realtime_factor'], 1)}x real time**, "
-              f"{_f(s['frames_per_s'], 1)} frames/s; {s['jobs']} worker process(es), {s['elapsed_s']:.1f} s elapsed, "
-              f"peak RSS {s['peak_rss_mb']:.0f} MB per worker."]
+    lines += [
+        "",
+        "## Speed",
+        "",
+        f"{s['video_s']:.1f} s of video, {s['frames_analysed']} frames analysed in "
+        f"{s['processing_s']:.1f} s of processing summed over clips: **{_f(s['realtime_factor'], 1)}x real time**, "
+        f"{_f(s['frames_per_s'], 1)} frames/s; {s['jobs']} worker process(es), {s['elapsed_s']:.1f} s elapsed, "
+        f"peak RSS {s['peak_rss_mb']:.0f} MB per worker.",
+    ]
     if result["skipped"]:
         lines += ["", f"Skipped (not found): {', '.join(result['skipped'])}"]
     return "\n".join(lines) + "\n"
@@ -518,11 +596,24 @@ def render_plot(clips: list[TruthClip], result: dict[str, Any], path: Path) -> N
         for e in c.events:
             colour = TYPE_COLOURS.get(e.kind or "", "0.5")
             if e.kind:
-                ax.axvspan(e.t_start - WINDOW_BEFORE_S, e.t_start + WINDOW_AFTER_S, ymin=(y + 0.5 - 0.35) / n,
-                           ymax=(y + 0.5 + 0.35) / n, color=colour, alpha=0.12, lw=0)
+                ax.axvspan(
+                    e.t_start - WINDOW_BEFORE_S,
+                    e.t_start + WINDOW_AFTER_S,
+                    ymin=(y + 0.5 - 0.35) / n,
+                    ymax=(y + 0.5 + 0.35) / n,
+                    color=colour,
+                    alpha=0.12,
+                    lw=0,
+                )
             end = e.t_end if e.t_end is not None else e.t_start
-            ax.plot([e.t_start, max(end, e.t_start + 0.15)], [y, y], color=colour, lw=6, alpha=0.6 if e.kind else 0.35,
-                    solid_capstyle="butt")
+            ax.plot(
+                [e.t_start, max(end, e.t_start + 0.15)],
+                [y, y],
+                color=colour,
+                lw=6,
+                alpha=0.6 if e.kind else 0.35,
+                solid_capstyle="butt",
+            )
             ax.plot([e.t_start], [y], marker="|", ms=16, color=colour)
         for a in rc["acts"]:
             colour = TYPE_COLOURS[a["kind"]]
@@ -532,13 +623,17 @@ def render_plot(clips: list[TruthClip], result: dict[str, Any], path: Path) -> N
                 ax.plot(a["t_notify"], y + 0.22, marker="X", ms=9, color=colour, mec="black", mew=0.5)
             else:
                 ax.plot(a["t_notify"], y + 0.22, marker="v", ms=9, mfc="none", color=colour)
-        ax.text(rc["video_s"], y - 0.3, f"TP {rc['tp']} FP {rc['fp']} FN {rc['fn']}", fontsize=7, ha="right", color="0.3")
+        ax.text(
+            rc["video_s"], y - 0.3, f"TP {rc['tp']} FP {rc['fp']} FN {rc['fn']}", fontsize=7, ha="right", color="0.3"
+        )
     ax.set_yticks(range(n), [c.file for c in reversed(clips)], fontsize=8)
     ax.set_ylim(-0.6, n - 0.4)
     ax.set_xlim(-1, xmax + 1)
     ax.set_xlabel("video time (s)")
     o = result["overall"]
-    ax.set_title(f"Detected acts vs truth  (P {o['precision']:.2f}  R {o['recall']:.2f}  F1 {o['f1']:.2f})", fontsize=10)
+    ax.set_title(
+        f"Detected acts vs truth  (P {o['precision']:.2f}  R {o['recall']:.2f}  F1 {o['f1']:.2f})", fontsize=10
+    )
     ax.grid(axis="x", color="0.92")
     handles = [
         Patch(color="tab:red", alpha=0.5, label="truth litter/abandon (shade: -5/+10 s window)"),

@@ -14,7 +14,7 @@ import os
 import time
 from pathlib import Path
 
-from detector.errors import UserError
+from detector.protocol.errors import UserError
 
 log = logging.getLogger(__name__)
 

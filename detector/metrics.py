@@ -110,8 +110,20 @@ class SiteMetrics:
             "site": self.site,
             "stale": stale,
             "cameras": {
-                c: {k: v[k] for k in ("state", "pid", "last_frame_age_s", "stale", "restarts", "reconnects",
-                                      "frames_analysed", "outbox_depth", "last_error")}
+                c: {
+                    k: v[k]
+                    for k in (
+                        "state",
+                        "pid",
+                        "last_frame_age_s",
+                        "stale",
+                        "restarts",
+                        "reconnects",
+                        "frames_analysed",
+                        "outbox_depth",
+                        "last_error",
+                    )
+                }
                 for c, v in cams.items()
             },
         }
@@ -119,14 +131,18 @@ class SiteMetrics:
     def table(self) -> str:
         """The camera state table logged by the supervisor."""
         now = time.time()
-        rows = [f"{'camera':16} {'state':12} {'last frame':>10} {'analysed':>9} {'dropped':>8} "
-                f"{'reconn':>6} {'restarts':>8} {'acts':>5} {'outbox':>6}"]
+        rows = [
+            f"{'camera':16} {'state':12} {'last frame':>10} {'analysed':>9} {'dropped':>8} "
+            f"{'reconn':>6} {'restarts':>8} {'acts':>5} {'outbox':>6}"
+        ]
         for c in self.latest:
             v = self.camera_view(c, now)
             age = "-" if v["last_frame_age_s"] is None else f"{v['last_frame_age_s']:.1f}s ago"
-            rows.append(f"{c:16} {v['state'] + ('!' if v['stale'] else ''):12} {age:>10} {v['frames_analysed']:>9} "
-                        f"{v['frames_dropped']:>8} {v['reconnects']:>6} {v['restarts']:>8} {v['acts']:>5} "
-                        f"{v['outbox_depth']:>6}")
+            rows.append(
+                f"{c:16} {v['state'] + ('!' if v['stale'] else ''):12} {age:>10} {v['frames_analysed']:>9} "
+                f"{v['frames_dropped']:>8} {v['reconnects']:>6} {v['restarts']:>8} {v['acts']:>5} "
+                f"{v['outbox_depth']:>6}"
+            )
         return "\n".join(rows)
 
     # -- prometheus collector ----------------------------------------------------------------
@@ -138,16 +154,24 @@ class SiteMetrics:
             for c, v in views.items():
                 fam.add_metric([self.site, c], v[key])
             yield fam
-        restarts = CounterMetricFamily("detector_worker_restarts", "worker processes restarted after a crash",
-                                       labels=["site", "camera"])
-        depth = GaugeMetricFamily("detector_outbox_depth", "events in the outbox not yet delivered", labels=["site", "camera"])
-        last = GaugeMetricFamily("detector_last_frame_timestamp_seconds", "unix time of the last analysed frame",
-                                 labels=["site", "camera"])
-        stale = GaugeMetricFamily("detector_camera_stale", "1 when a camera has had no frame for too long",
-                                  labels=["site", "camera"])
-        state = GaugeMetricFamily("detector_camera_state", "1 for the camera's current state", labels=["site", "camera", "state"])
-        hist = HistogramMetricFamily("detector_inference_seconds", "object detector latency per analysed frame",
-                                     labels=["site", "camera"])
+        restarts = CounterMetricFamily(
+            "detector_worker_restarts", "worker processes restarted after a crash", labels=["site", "camera"]
+        )
+        depth = GaugeMetricFamily(
+            "detector_outbox_depth", "events in the outbox not yet delivered", labels=["site", "camera"]
+        )
+        last = GaugeMetricFamily(
+            "detector_last_frame_timestamp_seconds", "unix time of the last analysed frame", labels=["site", "camera"]
+        )
+        stale = GaugeMetricFamily(
+            "detector_camera_stale", "1 when a camera has had no frame for too long", labels=["site", "camera"]
+        )
+        state = GaugeMetricFamily(
+            "detector_camera_state", "1 for the camera's current state", labels=["site", "camera", "state"]
+        )
+        hist = HistogramMetricFamily(
+            "detector_inference_seconds", "object detector latency per analysed frame", labels=["site", "camera"]
+        )
         for c, v in views.items():
             restarts.add_metric([self.site, c], v["restarts"])
             depth.add_metric([self.site, c], v["outbox_depth"])

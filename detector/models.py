@@ -1,4 +1,4 @@
-"""The model manifest (models/manifest.yaml): what each model is and where its file resolves."""
+"""The model manifest (detector/manifests/models.yaml): what each model is and where its file resolves."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from detector.assets import PROJECT_ROOT, AssetEntry, resolve
-from detector.config import load_yaml, validate
-from detector.errors import UserError
+from detector.assets import AssetEntry, resolve
+from detector.manifests import manifest_path
+from detector.protocol.config import load_yaml, validate
+from detector.protocol.errors import UserError
 
-MODEL_MANIFEST = PROJECT_ROOT / "models" / "manifest.yaml"
+MODEL_MANIFEST = manifest_path("models.yaml")
 MODEL_DIR_VAR = "DETECTOR_MODEL_DIR"
 
 

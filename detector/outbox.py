@@ -29,8 +29,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from detector.errors import UserError
-from detector.events import ChainState, EventSigner, canonical
+from detector.protocol.errors import UserError
+from detector.protocol.events import canonical
+from detector.signer import ChainState, EventSigner
 from detector.sinks import Sink
 from detector.values import Act
 
@@ -139,9 +140,7 @@ class Outbox:
     def counts(self) -> tuple[int, int]:
         """(all events kept, events not yet delivered)."""
         with self._lock:
-            total, pending = self.conn.execute(
-                "SELECT COUNT(*), COUNT(*) - COUNT(delivered_at) FROM events"
-            ).fetchone()
+            total, pending = self.conn.execute("SELECT COUNT(*), COUNT(*) - COUNT(delivered_at) FROM events").fetchone()
         return int(total), int(pending or 0)
 
     def prune(self, older_than_s: float = 7 * 86400) -> int:
@@ -218,8 +217,11 @@ class Sender:
         self._stop.set()
 
 
-def send_command(db: Path, url: str, batch_size: int = 100, once: bool = False, max_backoff_s: float = 30.0) -> int:
-    """`detector outbox send`: drain an outbox into a backend (runs until interrupted)."""
+def send_pending(
+    db: Path, url: str, batch_size: int = 100, once: bool = False, max_backoff_s: float = 30.0
+) -> tuple[int, int, int]:
+    """`detector outbox send`: drain an outbox into a backend (until interrupted, or until empty
+    with `once`). Returns (delivered now, events kept, still pending)."""
     from detector.sinks.http import HttpSink
 
     if batch_size < 1 or max_backoff_s <= 0:
@@ -231,14 +233,11 @@ def send_command(db: Path, url: str, batch_size: int = 100, once: bool = False, 
     finally:
         sender.sink.close()
     total, pending = outbox.counts()
-    print(f"delivered {n}; outbox holds {total} events, {pending} pending")
-    return 0 if pending == 0 or not once else 1
+    return n, total, pending
 
 
-def status_command(db: Path) -> int:
+def outbox_counts(db: Path) -> tuple[int, int]:
+    """(events kept, pending) of an existing outbox."""
     if not Path(db).is_file():
         raise UserError(f"{db}: outbox database not found")
-    outbox = Outbox(db)
-    total, pending = outbox.counts()
-    print(f"{db}: {total} events kept, {pending} pending")
-    return 0
+    return Outbox(db).counts()

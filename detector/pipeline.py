@@ -17,8 +17,8 @@ from detector.acts import ActRecogniser, Person, Sighting
 from detector.boxes import iou
 from detector.config import Settings
 from detector.detection import ObjectDetector, build_detector
-from detector.scene import SceneMemory, SceneView
 from detector.motion import MotionGate
+from detector.scene import SceneMemory, SceneView
 from detector.tracking import Tracker, empty_tracks
 from detector.values import Act, Box, Frame
 from detector.zones import ZoneMap
@@ -54,8 +54,16 @@ class Pipeline:
         self.scene = SceneMemory(settings.scene)
         self.recogniser = ActRecogniser(settings.acts, self.zones, settings.camera.name)
         m = settings.motion
-        self.gate = MotionGate(m.width, pixel_threshold=m.pixel_threshold, min_fraction=m.min_fraction,
-                               global_fraction=m.global_fraction) if m.enabled else None
+        self.gate = (
+            MotionGate(
+                m.width,
+                pixel_threshold=m.pixel_threshold,
+                min_fraction=m.min_fraction,
+                global_fraction=m.global_fraction,
+            )
+            if m.enabled
+            else None
+        )
         # A parked vehicle or a bench is tracked too, but needs no detector on every frame.
         scenery = set(settings.scene.scenery_classes)
         self._scenery = np.array([name in scenery for name in self.class_names])
@@ -66,7 +74,7 @@ class Pipeline:
         self.frames_seen = 0
 
     def _plan(self, frame: Frame, grey: np.ndarray) -> str:
-        """"detect", "reuse" (the last detections still describe the frame) or "skip".
+        """ "detect", "reuse" (the last detections still describe the frame) or "skip".
 
         - quiet and nothing tracked: skip; a frame where nothing moves and nobody is in
           view cannot hold a new act, and scene memory (run on every frame) keeps watching
@@ -128,7 +136,8 @@ class Pipeline:
         for a left object) and every other detection as class evidence."""
         names = self.class_names
         people = [
-            Person(int(tid), _box(b)) for b, c, tid in zip(tracks.xyxy, tracks.class_id, tracks.tracker_id)
+            Person(int(tid), _box(b))
+            for b, c, tid in zip(tracks.xyxy, tracks.class_id, tracks.tracker_id)
             if names[int(c)] == "person"
         ]
         for b, c, s in zip(detections.xyxy, detections.class_id, detections.confidence):

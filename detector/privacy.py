@@ -16,8 +16,8 @@ import numpy as np
 
 from detector.config import PrivacyConfig
 from detector.detection.base import class_wise_nms, make_session
-from detector.errors import UserError
 from detector.models import resolve_model
+from detector.protocol.errors import UserError
 
 _STRIDES = (8, 16, 32)
 
@@ -127,9 +127,7 @@ class Redactor:
         if person_boxes is not None and len(person_boxes):
             centres = (faces[:, :2] + faces[:, 2:]) / 2 if len(faces) else np.zeros((0, 2))
             for x1, y1, x2, y2 in np.asarray(person_boxes, float).reshape(-1, 4):
-                inside = (
-                    (centres[:, 0] >= x1) & (centres[:, 0] <= x2) & (centres[:, 1] >= y1) & (centres[:, 1] <= y2)
-                )
+                inside = (centres[:, 0] >= x1) & (centres[:, 0] <= x2) & (centres[:, 1] >= y1) & (centres[:, 1] <= y2)
                 if not inside.any():
                     out.append((x1, y1, x2, y1 + (y2 - y1) * self.cfg.head_fraction))
         return np.asarray(out, np.float32).reshape(-1, 4)
@@ -154,7 +152,9 @@ class Redactor:
 
     def snapshot(self, image: np.ndarray, person_boxes: np.ndarray | None = None) -> bytes:
         """Blur in memory, then encode: the only way the product turns a frame into bytes."""
-        ok, buf = cv2.imencode(".jpg", self.redact(image, person_boxes), [cv2.IMWRITE_JPEG_QUALITY, self.cfg.jpeg_quality])
+        ok, buf = cv2.imencode(
+            ".jpg", self.redact(image, person_boxes), [cv2.IMWRITE_JPEG_QUALITY, self.cfg.jpeg_quality]
+        )
         if not ok:
             raise RuntimeError("JPEG encoding failed")
         return buf.tobytes()

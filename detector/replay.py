@@ -5,13 +5,12 @@ Outputs are deterministic: the same clip, config (and key) give the same bytes.
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import cv2
@@ -19,11 +18,26 @@ from tqdm import tqdm
 
 from detector.annotate import draw_frame
 from detector.config import Settings, load_settings
-from detector.errors import UserError
 from detector.pipeline import FrameResult, Pipeline, person_boxes
+from detector.protocol.errors import UserError
 from detector.samples import resolve_clip
 from detector.sources import FileSource, prefetched
 from detector.values import Act
+
+
+@dataclass(frozen=True)
+class ReplayOptions:
+    """What `detector replay` was asked to do (the CLI fills it in)."""
+
+    clip: str  # a path or a sample name
+    config: Path | None = None
+    video: Path | None = None  # annotated MP4
+    tracks: Path | None = None  # per-frame tracks, JSON lines
+    acts: Path | None = None  # acts, JSON lines
+    events: Path | None = None  # signed audit events, JSON lines (needs key)
+    key: Path | None = None
+    start_time: datetime = datetime(1970, 1, 1, tzinfo=UTC)  # wall-clock time of the first frame
+    progress: bool = False
 
 
 @dataclass
@@ -49,19 +63,32 @@ def tracks_record(result: FrameResult, class_names: list[str]) -> dict:
         "frame": result.frame.index,
         "t": round(result.frame.time_s, 3),
         "tracks": [
-            {"id": int(i), "class": class_names[int(c)], "score": round(float(s), 3), "box": [round(float(v), 1) for v in b]}
+            {
+                "id": int(i),
+                "class": class_names[int(c)],
+                "score": round(float(s), 3),
+                "box": [round(float(v), 1) for v in b],
+            }
             for b, c, i, s in zip(t.xyxy, t.class_id, t.tracker_id, t.confidence)
         ],
     }
 
 
-def iterate(clip: Path, settings: Settings, pipeline: Pipeline | None = None, progress: bool = False) -> Iterator[FrameResult]:
+def iterate(
+    clip: Path, settings: Settings, pipeline: Pipeline | None = None, progress: bool = False
+) -> Iterator[FrameResult]:
     """FrameResults of a whole clip (every act needs its dwell, so none is pending at the end)."""
     source = FileSource(clip, settings.source.analysis_fps, settings.source.max_seconds)
     pipeline = pipeline or Pipeline(settings)
     total = source.duration_estimate_s
-    bar = tqdm(total=round(total, 1) or None, unit="s", desc=clip.name, disable=not progress, leave=False,
-               bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s video [{elapsed}<{remaining}]")
+    bar = tqdm(
+        total=round(total, 1) or None,
+        unit="s",
+        desc=clip.name,
+        disable=not progress,
+        leave=False,
+        bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s video [{elapsed}<{remaining}]",
+    )
     try:
         for frame in prefetched(source):
             yield pipeline.process(frame)
@@ -70,16 +97,19 @@ def iterate(clip: Path, settings: Settings, pipeline: Pipeline | None = None, pr
         bar.close()
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: ReplayOptions) -> ReplayStats:
+    """Replay one clip and write what was asked; deterministic bytes."""
     settings = load_settings(args.config)
     clip = resolve_clip(args.clip)
     if args.events and not args.key:
         raise UserError("--events needs --key (the camera's private key)")
     if args.key:
-        from detector.keys import load_private_key
+        from detector.protocol.keys import load_private_key
 
         load_private_key(args.key)  # fail before a long replay, not after it
-    progress = sys.stderr.isatty() and not args.no_progress
+    if args.start_time.tzinfo is None:
+        raise UserError("--start-time: give a time zone (e.g. 2026-11-26T08:00:00Z)")
+    progress = args.progress
     pipeline = Pipeline(settings)
     acts: list[Act] = []
     frames = 0
@@ -101,11 +131,18 @@ def run(args: argparse.Namespace) -> int:
                 for act in result.acts:
                     acts_out.write(json.dumps(act.to_json(), separators=(",", ":"), sort_keys=True) + "\n")
             if args.video:
-                recent = [(t, a) for t, a in recent if result.frame.time_s - t < 3.0] + [(result.frame.time_s, a) for a in result.acts]
+                recent = [(t, a) for t, a in recent if result.frame.time_s - t < 3.0] + [
+                    (result.frame.time_s, a) for a in result.acts
+                ]
                 # Faces are blurred before anything is drawn or written: the video is stored evidence.
                 image = draw_frame(
-                    redactor.redact(result.frame.image, person_boxes(result, pipeline.class_names)), result.frame.time_s, result.tracks, pipeline.class_names,
-                    zones=pipeline.zones.polygons(), litter=pipeline.litter_overlay(), acts=[a for _, a in recent],
+                    redactor.redact(result.frame.image, person_boxes(result, pipeline.class_names)),
+                    result.frame.time_s,
+                    result.tracks,
+                    pipeline.class_names,
+                    zones=pipeline.zones.polygons(),
+                    litter=pipeline.litter_overlay(),
+                    acts=[a for _, a in recent],
                 )
                 if writer is None:
                     writer = _open_video(args.video, image.shape[1], image.shape[0], settings.source.analysis_fps)
@@ -114,12 +151,7 @@ def run(args: argparse.Namespace) -> int:
     wall = time.perf_counter() - t0
     if args.events:
         _write_events(acts, args, settings)
-    stats = ReplayStats(clip, frames, video_s, wall, acts)
-    print(
-        f"{clip.name}: {frames} frames analysed, {video_s:.1f} s of video in {wall:.1f} s "
-        f"({stats.realtime_factor:.1f}x real time, {stats.frames_per_s:.1f} analysed frames/s), {len(acts)} acts"
-    )
-    return 0
+    return ReplayStats(clip, frames, video_s, wall, acts)
 
 
 def _redactor():
@@ -148,17 +180,10 @@ def _open_video(path: Path, width: int, height: int, fps: float) -> cv2.VideoWri
     return writer
 
 
-def _write_events(acts: list[Act], args: argparse.Namespace, settings: Settings) -> None:
+def _write_events(acts: list[Act], args: ReplayOptions, settings: Settings) -> None:
     """Signed audit events: byte-identical for the same clip, config, key and start time."""
-    from datetime import datetime
+    from detector.protocol.events import write_jsonl
+    from detector.signer import sign_acts
 
-    from detector.events import sign_acts, write_jsonl
-
-    try:
-        start = datetime.fromisoformat(args.start_time.replace("Z", "+00:00"))
-    except ValueError:
-        raise UserError(f"--start-time: not an RFC 3339 time: {args.start_time!r}") from None
-    if start.tzinfo is None:
-        raise UserError(f"--start-time: give a time zone (e.g. {args.start_time}Z)")
     cam = settings.camera
-    write_jsonl(sign_acts(acts, args.key, cam.site, cam.name, clip_start=start), args.events)
+    write_jsonl(sign_acts(acts, args.key, cam.site, cam.name, clip_start=args.start_time), args.events)

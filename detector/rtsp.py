@@ -48,8 +48,9 @@ def redact_url(url: str) -> str:
 class RtspSource:
     """Iterate to get frames at `analysis_fps` until `stop` is set; never ends on its own."""
 
-    def __init__(self, url: str, analysis_fps: float, cfg: RtspConfig | None = None,
-                 stop: threading.Event | None = None) -> None:
+    def __init__(
+        self, url: str, analysis_fps: float, cfg: RtspConfig | None = None, stop: threading.Event | None = None
+    ) -> None:
         self.url = url
         self.analysis_fps = analysis_fps
         self.cfg = cfg or RtspConfig()
@@ -71,8 +72,10 @@ class RtspSource:
     def _open(self) -> cv2.VideoCapture:
         _prefer_tcp()
         params = [
-            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(self.cfg.open_timeout_s * 1000),
-            cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(self.cfg.read_timeout_s * 1000),
+            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+            int(self.cfg.open_timeout_s * 1000),
+            cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+            int(self.cfg.read_timeout_s * 1000),
         ]
         return cv2.VideoCapture(self.url, cv2.CAP_FFMPEG, params)
 

@@ -136,15 +136,21 @@ class SceneMemory:
         dx, dy = self._offset
         x1, y1, x2, y2 = box
         return (
-            int(np.clip(np.floor(x1 * s - dx), 0, w)), int(np.clip(np.floor(y1 * s - dy), 0, h)),
-            int(np.clip(np.ceil(x2 * s - dx), 0, w)), int(np.clip(np.ceil(y2 * s - dy), 0, h)),
+            int(np.clip(np.floor(x1 * s - dx), 0, w)),
+            int(np.clip(np.floor(y1 * s - dy), 0, h)),
+            int(np.clip(np.ceil(x2 * s - dx), 0, w)),
+            int(np.clip(np.ceil(y2 * s - dy), 0, h)),
         )
 
     def _to_frame(self, b: tuple[int, int, int, int]) -> Box:
         s = self._scale
         dx, dy = self._offset
-        return (max(0, int((b[0] + dx) / s)), max(0, int((b[1] + dy) / s)),
-                int(round((b[2] + dx) / s)), int(round((b[3] + dy) / s)))
+        return (
+            max(0, int((b[0] + dx) / s)),
+            max(0, int((b[1] + dy) / s)),
+            int(round((b[2] + dx) / s)),
+            int(round((b[3] + dy) / s)),
+        )
 
     def _in_view_learnt(self, grey: np.ndarray) -> np.ndarray:
         """The new frame moved back by `_offset` onto the view the models were learnt in."""
@@ -186,7 +192,9 @@ class SceneMemory:
         seen, self._shift_seen = self._shift_seen, shift
         if shift is None:
             return None
-        if changed <= self.cfg.relight_fraction and (seen is None or np.hypot(shift[0] - seen[0], shift[1] - seen[1]) > 0.5):
+        if changed <= self.cfg.relight_fraction and (
+            seen is None or np.hypot(shift[0] - seen[0], shift[1] - seen[1]) > 0.5
+        ):
             return None
         self._shift_seen = None
         return shift
@@ -247,7 +255,8 @@ class SceneMemory:
         persons: list[Box] = (),
         objects: list[tuple[Box, str, float]] = (),
     ) -> SceneView:
-        """One frame (BGR, or already grey): `persons` are person boxes, `objects` (box, class, score) other detections."""
+        """One frame (BGR, or already grey): `persons` are person boxes, `objects` (box, class,
+        score) other detections."""
         cfg = self.cfg
         raw = self._grey(image)
         g = self._in_model_view(raw)
@@ -486,8 +495,17 @@ class SceneMemory:
             if r.last_seen != time_s:
                 continue
             cls = max(r.votes, key=r.votes.get) if r.votes else "unknown"
-            out.append(StaticObject(r.key, self._to_frame(r.box_s), r.since, r.change, cls, cls in cfg.scenery_classes,
-                                    area(r.box_s) / frame_area))
+            out.append(
+                StaticObject(
+                    r.key,
+                    self._to_frame(r.box_s),
+                    r.since,
+                    r.change,
+                    cls,
+                    cls in cfg.scenery_classes,
+                    area(r.box_s) / frame_area,
+                )
+            )
         return tuple(out)
 
     def _added_or_removed(self, mask: np.ndarray) -> Change:
@@ -504,7 +522,6 @@ class SceneMemory:
         now = abs(float(np.median(self._S[inner])) - float(np.median(self._S[outer])))
         old = abs(float(np.median(self._L[inner])) - float(np.median(self._L[outer])))
         return "removed" if old > now * self.cfg.ghost_ratio else "added"
-
 
 
 def _surface_terms(x, y) -> list:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import cv2
 
-from detector.errors import UserError
+from detector.protocol.errors import UserError
 from detector.values import Frame
 
 

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from detector.config import SiteCamera, SiteConfig
-from detector.errors import UserError
 from detector.metrics import SiteMetrics, serve
+from detector.protocol.errors import UserError
 from detector.worker import worker_main
 
 log = logging.getLogger("detector.supervisor")
@@ -86,8 +86,7 @@ class Supervisor:
         # One pipe per worker, not a shared Queue: a worker killed while holding a shared
         # queue's write lock would silence every other worker's reports.
         reader, writer = self.ctx.Pipe(duplex=False)
-        proc = self.ctx.Process(target=worker_main, args=(self.site, name, writer),
-                                name=f"camera-{name}")
+        proc = self.ctx.Process(target=worker_main, args=(self.site, name, writer), name=f"camera-{name}")
         proc.start()
         writer.close()
         slot.proc, slot.conn, slot.started = proc, reader, time.monotonic()
@@ -116,8 +115,9 @@ class Supervisor:
             slot.backoff = self.cfg.restart_backoff_initial_s
         slot.next_start = now + slot.backoff
         restarts = self.metrics.supervised[name]["restarts"] + 1
-        self.metrics.set_supervised(name, state="backoff", pid=None, restarts=restarts,
-                                    last_exit=f"worker exited with code {code}")
+        self.metrics.set_supervised(
+            name, state="backoff", pid=None, restarts=restarts, last_exit=f"worker exited with code {code}"
+        )
         log.warning("camera %r: worker exited with code %s; restart %d in %.1f s", name, code, restarts, slot.backoff)
         slot.backoff = min(slot.backoff * 2, self.cfg.restart_backoff_max_s)
 
@@ -145,8 +145,9 @@ class Supervisor:
             try:
                 self.server = serve(self.metrics, self.site.metrics.host, self.metrics_port)
             except OSError as e:
-                raise UserError(f"metrics: cannot listen on {self.site.metrics.host}:{self.metrics_port}: "
-                                f"{e.strerror or e}") from None
+                raise UserError(
+                    f"metrics: cannot listen on {self.site.metrics.host}:{self.metrics_port}: {e.strerror or e}"
+                ) from None
             host, port = self.server.server_address[:2]
             log.info("metrics on http://%s:%d/metrics, health on /healthz", host, port)
         for slot in self.slots.values():
@@ -196,13 +197,7 @@ class Supervisor:
             self.server.server_close()
 
 
-def run_site(config_path, metrics_port: int | None = None, check_only: bool = False) -> int:
-    from detector.config import load_site
-
-    site = load_site(config_path)
-    if check_only:
-        print(f"{config_path}: ok, site {site.site!r}, {len(site.cameras)} cameras: "
-              + ", ".join(c.name for c in site.cameras), file=sys.stderr)
-        return 0
+def run_site(site, metrics_port: int | None = None) -> int:
+    """Run every camera of a loaded site until stopped; the exit code."""
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     return Supervisor(site, metrics_port=metrics_port).run()

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from detector.config import SiteCamera, SiteConfig
-from detector.errors import UserError
+from detector.protocol.errors import UserError
 from detector.values import Act, Frame
 
 log = logging.getLogger(__name__)
@@ -98,13 +98,14 @@ class FileCamera:
 
 
 def _load_or_make_key(key_dir: Path, camera: str):
-    from detector import keys
+    from detector.protocol import keys
 
     path = Path(key_dir) / f"{camera}.key"
     if not path.exists():
         _, pub, kid = keys.generate(camera, Path(key_dir))
-        log.warning("camera %r: generated a new signing key %s (public key %s); register it with the backend",
-                    camera, kid, pub)
+        log.warning(
+            "camera %r: generated a new signing key %s (public key %s); register it with the backend", camera, kid, pub
+        )
     return keys.load_private_key(path)
 
 
@@ -150,9 +151,15 @@ def build_sinks(site: SiteConfig, camera: str) -> list:
 
 
 class CameraWorker:
-    def __init__(self, site: SiteConfig, camera: SiteCamera, stop: threading.Event | None = None,
-                 report: Callable[[WorkerStats], None] | None = None, on_act: Callable[[Act, dict], None] | None = None,
-                 report_interval_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        site: SiteConfig,
+        camera: SiteCamera,
+        stop: threading.Event | None = None,
+        report: Callable[[WorkerStats], None] | None = None,
+        on_act: Callable[[Act, dict], None] | None = None,
+        report_interval_s: float = 1.0,
+    ) -> None:
         self.site, self.cam = site, camera
         self.stop = stop or threading.Event()
         self.report = report
@@ -182,8 +189,8 @@ class CameraWorker:
             raise UserError(f"camera {self.cam.name!r}: url: {e}") from None
 
     def _open_outbox(self) -> None:
-        from detector.events import EventSigner
         from detector.outbox import Outbox, Sender
+        from detector.signer import EventSigner
 
         key = _load_or_make_key(self.site.outbox.key_dir, self.cam.name)
         signer = EventSigner(key, self.site.site, self.cam.name)
@@ -193,8 +200,13 @@ class CameraWorker:
         if sinks:
             sink = _AllSinks(sinks)
             d = self.site.delivery
-            self.sender = Sender(self.outbox, sink, batch_size=d.batch_size,
-                                 backoff_initial_s=d.backoff_initial_s, backoff_max_s=d.backoff_max_s)
+            self.sender = Sender(
+                self.outbox,
+                sink,
+                batch_size=d.batch_size,
+                backoff_initial_s=d.backoff_initial_s,
+                backoff_max_s=d.backoff_max_s,
+            )
             self._sender_thread = threading.Thread(target=self.sender.run, name="sender", daemon=True)
             self._sender_thread.start()
 
@@ -278,8 +290,14 @@ class CameraWorker:
             act = dataclasses.replace(act, snapshot=jpeg)
         event = self.outbox.add(act)
         self.stats.acts += 1
-        log.info("camera %r: %s in zone %s (%s) -> event seq %d", self.cam.name, act.kind, act.zone,
-                 act.object_class, event["seq"])
+        log.info(
+            "camera %r: %s in zone %s (%s) -> event seq %d",
+            self.cam.name,
+            act.kind,
+            act.zone,
+            act.object_class,
+            event["seq"],
+        )
         if self.on_act is not None:
             self.on_act(act, event)
 

@@ -16,12 +16,12 @@ from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 
-from detector import keys as keys_mod
-from detector.backend.config import Backend, require_config
+from detector.backend.config import Backend
 from detector.backend.ingest import STATUS, Ingestor
 from detector.backend.store import LedgerStore, SqliteLedgerStore
-from detector.errors import UserError
-from detector.events import EventError, loads_strict
+from detector.protocol import keys as keys_mod
+from detector.protocol.errors import UserError
+from detector.protocol.events import EventError, loads_strict
 
 
 def _refusal(reason: str, detail: str, **extra: Any) -> JSONResponse:
@@ -130,12 +130,22 @@ def create_app(backend: Backend, store: LedgerStore | None = None) -> FastAPI:
     def get_zone(zone_id: str, limit: int = Query(cfg.recent_entries, ge=1, le=1000)) -> Response:
         z = store.zone(zone_id)
         if z is None:
-            return JSONResponse({"status": "not_found", "reason": "unknown_zone", "detail": "no ledger entries for this zone"}, status_code=404)
+            return JSONResponse(
+                {"status": "not_found", "reason": "unknown_zone", "detail": "no ledger entries for this zone"},
+                status_code=404,
+            )
         s, g = score(z.total)
-        return JSONResponse({
-            "zone": z.zone, "score": s, "grade": g, "total_points": z.total, "entries": z.entries,
-            "ceiling": cfg.scoring.ceiling, "recent": store.recent(zone_id, limit),
-        })
+        return JSONResponse(
+            {
+                "zone": z.zone,
+                "score": s,
+                "grade": g,
+                "total_points": z.total,
+                "entries": z.entries,
+                "ceiling": cfg.scoring.ceiling,
+                "recent": store.recent(zone_id, limit),
+            }
+        )
 
     @app.get("/healthz")
     def healthz() -> dict:
@@ -149,28 +159,19 @@ def create_app(backend: Backend, store: LedgerStore | None = None) -> FastAPI:
     return app
 
 
-def serve(config_path, host: str | None = None, port: int | None = None) -> int:
-    """`detector backend serve`: run the app with uvicorn until interrupted."""
+def serve(backend: Backend, host: str, port: int) -> None:
+    """Run the app with uvicorn until interrupted."""
     import uvicorn
 
-    backend = require_config(config_path)
-    app = create_app(backend)
-    h = host or backend.config.listen.host
-    p = backend.config.listen.port if port is None else port
-    print(f"detector backend: {len(backend.keys)} sources, ledger {backend.db_path}, http://{h}:{p}", flush=True)
-    uvicorn.run(app, host=h, port=p, log_level="warning", access_log=False)
-    return 0
+    uvicorn.run(create_app(backend), host=host, port=port, log_level="warning", access_log=False)
 
 
-def revoke(config_path, keyid: str, reason: str = "") -> int:
-    """`detector backend revoke`: record a key revocation in the store (effective at once)."""
+def revoke(backend: Backend, keyid: str, reason: str = "") -> bool:
+    """Record a key revocation in the store (effective at once); True if it is new."""
     if not keys_mod.is_keyid(keyid):
         raise UserError(f"{keyid!r} is not a key id (16 lowercase hex digits)")
-    backend = require_config(config_path)
     store = SqliteLedgerStore(backend.db_path)
     try:
-        new = store.revoke(keyid, reason)
+        return store.revoke(keyid, reason)
     finally:
         store.close()
-    print(f"key {keyid} {'revoked' if new else 'was already revoked'} in {backend.db_path}")
-    return 0

@@ -8,10 +8,10 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import Field, field_validator, model_validator
 
-from detector import keys as keys_mod
-from detector.config import Section, load_config
-from detector.errors import UserError
-from detector.events import SOURCE_RE, PointsConfig
+from detector.protocol import keys as keys_mod
+from detector.protocol.config import Section, load_config
+from detector.protocol.events import SOURCE_RE
+from detector.protocol.scoring import PointsConfig
 
 
 class ListenConfig(Section):
@@ -41,7 +41,9 @@ class GradesConfig(Section):
 
 
 class ScoringConfig(Section):
-    ceiling: int = Field(1000, ge=1, le=1_000_000_000, description="score of a zone with no debits; the score never exceeds it")
+    ceiling: int = Field(
+        1000, ge=1, le=1_000_000_000, description="score of a zone with no debits; the score never exceeds it"
+    )
     grades: GradesConfig = Field(GradesConfig(), description="score thresholds of the grades")
     points: PointsConfig = Field(PointsConfig(), description="points per severity (the backend's own scoring)")
 
@@ -103,9 +105,3 @@ def load_backend_config(path: Path | None) -> Backend:
     if path is None:
         return resolve(config, Path.cwd(), "(defaults)")
     return resolve(config, Path(path).resolve().parent, str(path))
-
-
-def require_config(path: Path) -> Backend:
-    if path is None:
-        raise UserError("--config is required")
-    return load_backend_config(path)

@@ -11,7 +11,7 @@ from typing import Any
 
 from detector.backend.config import Backend
 from detector.backend.store import Accepted, HeadMoved, LedgerStore
-from detector.events import (
+from detector.protocol.events import (
     GENESIS_PREVHASH,
     EventError,
     canonical,
@@ -80,10 +80,21 @@ class Ingestor:
             taken = [(d.litter, d.severity)] + [(a.litter, a.severity) for a in d.also or ()]
             points = self.points.cleanup_credit(taken, lambda litter: self.store.open_litter(env.source, litter))
         acc = Accepted(
-            source=env.source, seq=env.seq, id=env.id, hash=digest, body=canonical(event), keyid=env.keyid,
-            zone=env.subject, kind=d.act, severity=d.severity, object_class=d.object_class, litter=d.litter,
+            source=env.source,
+            seq=env.seq,
+            id=env.id,
+            hash=digest,
+            body=canonical(event),
+            keyid=env.keyid,
+            zone=env.subject,
+            kind=d.act,
+            severity=d.severity,
+            object_class=d.object_class,
+            litter=d.litter,
             also=tuple(a.litter for a in d.also or ()),
-            points=points, claimed_points=d.points, time=env.time,
+            points=points,
+            claimed_points=d.points,
+            time=env.time,
         )
         try:
             self.store.append(acc, head_seq)

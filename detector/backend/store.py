@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from detector.errors import UserError
+from detector.protocol.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -50,22 +50,27 @@ class HeadMoved(Exception):
 
 class LedgerStore(abc.ABC):
     @abc.abstractmethod
-    def chain_head(self, source: str) -> tuple[int, str] | None: """(last seq, its hash) or None."""
+    def chain_head(self, source: str) -> tuple[int, str] | None:
+        """(last seq, its hash) or None."""
 
     @abc.abstractmethod
-    def event_hash(self, source: str, event_id: str) -> str | None: """hash of an accepted event."""
+    def event_hash(self, source: str, event_id: str) -> str | None:
+        """hash of an accepted event."""
 
     @abc.abstractmethod
-    def open_litter(self, source: str, litter: int) -> int | None: """points debited, not yet cleaned."""
+    def open_litter(self, source: str, litter: int) -> int | None:
+        """points debited, not yet cleaned."""
 
     @abc.abstractmethod
-    def append(self, acc: Accepted, prev_seq: int) -> None: """atomic; HeadMoved if head != prev_seq."""
+    def append(self, acc: Accepted, prev_seq: int) -> None:
+        """atomic; HeadMoved if head != prev_seq."""
 
     @abc.abstractmethod
     def is_revoked(self, keyid: str) -> bool: ...
 
     @abc.abstractmethod
-    def revoke(self, keyid: str, reason: str = "") -> bool: """True if newly revoked."""
+    def revoke(self, keyid: str, reason: str = "") -> bool:
+        """True if newly revoked."""
 
     @abc.abstractmethod
     def zones(self) -> list[ZoneTotal]: ...
@@ -183,8 +188,20 @@ class SqliteLedgerStore(LedgerStore):
                 c.execute(
                     "INSERT INTO ledger (zone, source, seq, event_id, kind, severity, object_class, litter, points,"
                     " claimed_points, time, received_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (acc.zone, acc.source, acc.seq, acc.id, acc.kind, acc.severity, acc.object_class, acc.litter,
-                     acc.points, acc.claimed_points, acc.time, now),
+                    (
+                        acc.zone,
+                        acc.source,
+                        acc.seq,
+                        acc.id,
+                        acc.kind,
+                        acc.severity,
+                        acc.object_class,
+                        acc.litter,
+                        acc.points,
+                        acc.claimed_points,
+                        acc.time,
+                        now,
+                    ),
                 )
                 c.execute(
                     "INSERT INTO sources (source, last_seq, last_hash) VALUES (?,?,?) ON CONFLICT(source) "
@@ -197,8 +214,10 @@ class SqliteLedgerStore(LedgerStore):
                         (acc.source, acc.litter, -acc.points),
                     )
                 else:
-                    c.executemany("DELETE FROM open_litter WHERE source = ? AND litter = ?",
-                                  [(acc.source, litter) for litter in (acc.litter, *acc.also)])
+                    c.executemany(
+                        "DELETE FROM open_litter WHERE source = ? AND litter = ?",
+                        [(acc.source, litter) for litter in (acc.litter, *acc.also)],
+                    )
                 c.execute("COMMIT")
             except BaseException:
                 c.execute("ROLLBACK")

@@ -9,8 +9,8 @@ from detector.detection.base import ObjectDetector
 from detector.detection.nanodet import NanoDetDetector
 from detector.detection.ultralytics import UltralyticsDetector
 from detector.detection.yolox import YoloxDetector
-from detector.errors import UserError
 from detector.models import resolve_model
+from detector.protocol.errors import UserError
 
 FAMILIES: dict[str, type[ObjectDetector]] = {
     "yolox": YoloxDetector,

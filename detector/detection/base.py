@@ -16,8 +16,8 @@ import numpy as np
 import onnxruntime as ort
 import supervision as sv
 
-from detector.errors import UserError
 from detector.models import ModelSpec
+from detector.protocol.errors import UserError
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,8 @@ class NanoDetDetector(ObjectDetector):
         logits = np.exp(logits - logits.max(axis=2, keepdims=True))
         dist = (logits / logits.sum(axis=2, keepdims=True)) @ self._bins * self._steps[sel]
         c = self._centres[sel]
-        boxes = np.column_stack([c[:, 0] - dist[:, 0], c[:, 1] - dist[:, 1], c[:, 0] + dist[:, 2], c[:, 1] + dist[:, 3]])
+        boxes = np.column_stack(
+            [c[:, 0] - dist[:, 0], c[:, 1] - dist[:, 1], c[:, 0] + dist[:, 2], c[:, 1] + dist[:, 3]]
+        )
         np.clip(boxes, 0, [self.input_w, self.input_h, self.input_w, self.input_h], out=boxes)
         return boxes, scores[sel], class_ids[sel]

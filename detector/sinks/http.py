@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from detector.events import canonical
+from detector.protocol.events import canonical
 from detector.sinks import DeliveryResult
 
 

@@ -17,7 +17,7 @@ import time
 import paho.mqtt.client as mqtt
 
 from detector.config import MqttConfig
-from detector.events import canonical
+from detector.protocol.events import canonical
 from detector.sinks import DeliveryResult
 
 log = logging.getLogger(__name__)
@@ -30,8 +30,9 @@ class MqttSink:
         self.availability_topic = f"{cfg.topic_prefix}/{camera}/availability"
         self.connected = threading.Event()
         # A stable client id per camera: a restarted worker takes over its old session.
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or f"detector-{camera}",
-                                  clean_session=True)
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or f"detector-{camera}", clean_session=True
+        )
         if cfg.username:
             self.client.username_pw_set(cfg.username, os.environ.get(cfg.password_env or "", None))
         self.client.will_set(self.availability_topic, "offline", qos=1, retain=True)

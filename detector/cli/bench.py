@@ -1,0 +1,39 @@
+"""`detector bench DIR --truth TRUTH.yaml`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="score the detector against ground truth (accuracy and speed)",
+        description="Run every clip of a truth file found in DIR (in parallel processes) and score the "
+        "recognised acts like the IWDD contest: an act counts when it is notified between 5 s before "
+        "and 10 s after the true onset. Writes JSON, a Markdown report and a timeline plot.",
+    )
+    p.add_argument("dir", type=Path, help="directory holding the clips named in the truth file")
+    p.add_argument("--truth", type=Path, required=True, help="truth YAML (clips: [{file, events: [...]}])")
+    p.add_argument("--json", type=Path, required=True, help="write results as JSON here")
+    p.add_argument("--config", type=Path, default=None, help="YAML settings used for every clip")
+    p.add_argument(
+        "--model-dir", type=Path, default=None, help="directory to look for models in (sets DETECTOR_MODEL_DIR)"
+    )
+    p.add_argument("--report", type=Path, default=None, help="Markdown report (default: beside --json, .md)")
+    p.add_argument("--plot", type=Path, default=None, help="timeline PNG (default: beside --json, .png)")
+    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: min(clips, CPU count))")
+    p.add_argument(
+        "--clips", nargs="+", default=None, metavar="NAME", help="only these clips (file name, stem or name)"
+    )
+    p.add_argument(
+        "--skip-missing", action="store_true", help="bench the clips found instead of failing on a missing one"
+    )
+    p.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from detector import bench
+
+    return bench.run(args)

@@ -1,0 +1,168 @@
+"""The edge's signer: turns an `Act` plus the source's chain state into a signed event and the
+next chain state (see docs/EVENTS.md). The outbox persists that state; the audit writer
+(`sign_acts`) keeps it in memory.
+
+Two modes:
+- live (`clip_start=None`): `time` is the wall clock, the UUIDv7 random bits are random;
+- audit (`clip_start` given): `time` = clip_start + the act's t_notify and the UUIDv7 random
+  bits come from sha256(source, seq), so the same acts and key give byte-identical events
+  (Ed25519 signatures are deterministic).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from detector.protocol import keys as keys_mod
+from detector.protocol.events import (
+    DATACONTENTTYPE,
+    EPOCH,
+    GENESIS_PREVHASH,
+    SPECVERSION,
+    TYPES,
+    EventError,
+    check_envelope,
+    event_hash,
+    make_source,
+    rfc3339,
+    sign_event,
+    uuid7,
+)
+from detector.protocol.scoring import PointsConfig
+from detector.values import Act
+
+_LITTER_MEMORY = 10_000  # littering debits remembered for clean-up (oldest forgotten first)
+
+
+def _ms(seconds: float) -> int:
+    return max(0, int(round(seconds * 1000)))
+
+
+@dataclass
+class ChainState:
+    """What a source must remember between events: last seq, its hash, open littering debits."""
+
+    seq: int = 0  # last seq used; the next event gets seq + 1
+    prevhash: str = GENESIS_PREVHASH
+    litter_points: dict[int, int] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"seq": self.seq, "prevhash": self.prevhash, "litter": [[k, v] for k, v in self.litter_points.items()]}
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> ChainState:
+        d = json.loads(text)
+        return cls(d["seq"], d["prevhash"], {int(k): int(v) for k, v in d["litter"]})
+
+
+class EventSigner:
+    """Turns acts into signed events for one source (site + camera)."""
+
+    def __init__(
+        self,
+        private_key: Ed25519PrivateKey,
+        site: str,
+        camera: str,
+        points: PointsConfig | None = None,
+        clip_start: datetime | None = None,
+    ):
+        self.key = private_key
+        self.source = make_source(site, camera)
+        self.keyid = keys_mod.keyid(private_key)
+        self.points = points or PointsConfig()
+        if clip_start is not None and clip_start.tzinfo is None:
+            clip_start = clip_start.replace(tzinfo=UTC)
+        self.clip_start = clip_start
+
+    def _points(self, act: Act, litter: dict[int, int]) -> int:
+        if act.kind == "littering":
+            p = self.points.of(act.severity)
+            litter.pop(act.litter_id, None)
+            litter[act.litter_id] = p
+            while len(litter) > _LITTER_MEMORY:
+                litter.pop(next(iter(litter)))
+            return -p
+        # clean-up gives back what the littering of each litter taken cost; pre-existing
+        # litter (no littering act seen) gives its severity's points
+        return self.points.cleanup_credit([(act.litter_id, act.severity), *act.also], lambda lid: litter.pop(lid, None))
+
+    def sign(self, act: Act, state: ChainState) -> tuple[dict, ChainState]:
+        """The signed event for `act` and the chain state after it (state is not modified)."""
+        seq = state.seq + 1
+        litter = dict(state.litter_points)
+        points = self._points(act, litter)
+        if self.clip_start is None:
+            when = datetime.now(UTC)
+            rand = os.urandom(10)
+        else:
+            when = self.clip_start + timedelta(milliseconds=_ms(act.t_notify))
+            rand = hashlib.sha256(f"{self.source}\n{seq}".encode()).digest()
+        when_ms = (when - EPOCH) // timedelta(milliseconds=1)  # exact integer ms, as in `time`
+        data: dict[str, Any] = {
+            "act": act.kind,
+            "object_class": act.object_class,
+            "box": [max(0, int(v)) for v in act.box],
+            "severity": act.severity,
+            "t_release_ms": _ms(act.t_release),
+            "t_notify_ms": _ms(act.t_notify),
+            "frame_index": int(act.frame_index),
+            "litter": int(act.litter_id),
+            "points": points,
+        }
+        if act.also:
+            data["also"] = [{"litter": int(lid), "severity": sev} for lid, sev in act.also]
+        if act.snapshot:
+            data["evidence_sha256"] = hashlib.sha256(act.snapshot).hexdigest()
+        event: dict[str, Any] = {
+            "specversion": SPECVERSION,
+            "id": uuid7(when_ms, rand),
+            "source": self.source,
+            "type": TYPES[act.kind],
+            "subject": act.zone,
+            "time": rfc3339(when),
+            "datacontenttype": DATACONTENTTYPE,
+            "seq": seq,
+            "prevhash": state.prevhash,
+            "keyid": self.keyid,
+            "data": data,
+        }
+        event = sign_event(event, self.key)
+        # An event the backend would refuse would block this source's chain for good: refuse
+        # it here, before it is committed anywhere (the chain state is then unchanged).
+        try:
+            check_envelope(event)
+        except EventError as e:
+            raise ValueError(f"act cannot become a valid event: {e.detail}") from None
+        return event, ChainState(seq, event_hash(event), litter)
+
+
+def sign_acts(
+    acts: Iterable[Act],
+    key_path: Path,
+    site: str,
+    camera: str,
+    *,
+    clip_start: datetime = EPOCH,
+    points: PointsConfig | None = None,
+    state: ChainState | None = None,
+) -> Iterator[dict]:
+    """Audit mode: signed events for `acts`, byte-identical for the same inputs and key.
+
+    `time` = clip_start + act.t_notify; the chain starts at seq 1 (or after `state`).
+    """
+    signer = EventSigner(keys_mod.load_private_key(key_path), site, camera, points, clip_start)
+    st = state or ChainState()
+    for act in acts:
+        event, st = signer.sign(act, st)
+        yield event

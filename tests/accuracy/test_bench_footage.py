@@ -1,0 +1,100 @@
+"""detector bench: the IWDD-style matcher on constructed acts, truth loading, and the real CLI on real clips."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import pytest
+
+from detector.bench import load_truth
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+def counts(score, kind: str) -> tuple[int, int, int]:
+    c = score.by_kind[kind]
+    return c.tp, c.fp, c.fn
+
+
+@pytest.mark.footage
+def test_shared_truth_loads(footage_dir):
+    t = load_truth(footage_dir / "truth.yaml")
+    intel = next(c for c in t.clips if c.file == "intel_bottle-detection.mp4")
+    assert [e.kind for e in intel.events] == ["cleanup", None, "cleanup", None, None, "cleanup", None]
+
+
+# -- the real command -------------------------------------------------------------------------------
+
+
+def detector(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "detector", *args], capture_output=True, text=True, timeout=300, cwd=PROJECT
+    )
+
+
+@pytest.mark.footage
+def test_cli_bench_real_clips(tmp_path, footage_dir, model_dir):
+    truth = tmp_path / "truth.yaml"
+    truth.write_text(
+        "clips:\n"
+        "  - file: indoor_bottle_throw_trash_0001.gif\n"
+        "    events: [{type: litter, t_start: 5.4, t_end: 6.0}]\n"
+        "  - file: porch_bottle_drop_bad2.mp4\n"
+        "    events:\n"
+        "      - {type: litter, t_start: 2.3, t_end: 3.0}\n"
+        "      - {type: place, t_start: 8.0, scored: false}\n"
+        "  - file: not_in_the_folder.mp4\n"
+        "    events: [{type: pickup, t_start: 1.0}]\n"
+    )
+    out = tmp_path / "res" / "bench.json"
+    r = detector(
+        "bench",
+        str(footage_dir),
+        "--truth",
+        str(truth),
+        "--json",
+        str(out),
+        "--jobs",
+        "2",
+        "--model-dir",
+        str(model_dir),
+        "--skip-missing",
+    )
+    assert r.returncode == 0, r.stderr
+    res = json.loads(out.read_text())
+
+    assert res["truth"] == str(truth)
+    assert res["config"]["model"] == "yolox-nano"
+    assert res["skipped"] == ["not_in_the_folder.mp4"]
+    assert [c["file"] for c in res["clips"]] == ["indoor_bottle_throw_trash_0001.gif", "porch_bottle_drop_bad2.mp4"]
+    for c in res["clips"]:
+        assert c["frames_analysed"] > 10 and c["video_s"] > 5
+        assert c["frames_per_s"] > 0 and c["realtime_factor"] > 0
+        assert len(c["delays_s"]) == c["tp"]
+        assert {o["outcome"] for o in c["acts"]} <= {"tp", "fp", "ignored"}
+        for a in c["acts"]:
+            assert set(a) >= {"kind", "t_notify", "box", "class"}
+        # Each scored truth event is either matched or missed.
+        assert c["tp"] + c["fn"] == 1
+    # Per-clip counts add up to the totals, per type and overall.
+    for key in ("tp", "fp", "fn"):
+        assert res["overall"][key] == sum(c[key] for c in res["clips"])
+        for kind in ("littering", "cleanup"):
+            assert res["by_type"][kind][key] == sum(c["by_type"][kind][key] for c in res["clips"])
+    assert res["by_type"]["littering"]["tp"] + res["by_type"]["littering"]["fn"] == 2
+    for m in [res["overall"], *res["by_type"].values()]:
+        assert 0.0 <= m["precision"] <= 1.0 and 0.0 <= m["recall"] <= 1.0 and 0.0 <= m["f1"] <= 1.0
+    s = res["speed"]
+    assert s["frames_analysed"] == sum(c["frames_analysed"] for c in res["clips"])
+    assert s["realtime_factor"] == pytest.approx(s["video_s"] / s["processing_s"], rel=0.01)
+    assert s["peak_rss_mb"] > 50 and s["jobs"] == 2
+
+    report = out.with_suffix(".md").read_text()
+    assert "porch_bottle_drop_bad2.mp4" in report and "| overall |" in report
+    image = cv2.imread(str(out.with_suffix(".png")))
+    assert image is not None and image.shape[0] > 100 and image.shape[1] > 400
+    assert "TP" in r.stdout and "real time" in r.stdout

@@ -1,0 +1,247 @@
+"""Envelope, canonical JSON, signatures, chain and the deterministic audit writer."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import json
+import stat
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import rfc8785
+from helpers import act, event_fields, get_field, tampered, with_field
+
+from detector import signer
+from detector.cli import main
+from detector.protocol import events, keys, scoring
+from detector.protocol.errors import UserError
+
+START = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def key(tmp_path_factory):
+    d = tmp_path_factory.mktemp("keys")
+    key_path, pub_path, kid = keys.generate("cam1", d)
+    return key_path, pub_path, kid
+
+
+def _acts():
+    return [
+        act(0, "cam1", "z1", "littering", "bag", litter=5, snapshot=b"\xff\xd8jpeg"),
+        act(1, "cam1", "z2", "littering", "small", litter=6),
+        act(2, "cam1", "z1", "cleanup", "small", litter=5),  # severity differs: points come from the littering
+        act(3, "cam1", "z3", "cleanup", "bulky", litter=99),  # pre-existing litter: the severity's points
+    ]
+
+
+def test_keys_generate_files_mode_and_keyid(key):
+    key_path, pub_path, kid = key
+    assert stat.S_IMODE(key_path.stat().st_mode) == 0o600
+    priv = keys.load_private_key(key_path)
+    pub = keys.load_public_key(str(pub_path))
+    assert keys.raw_public(pub) == keys.raw_public(priv.public_key())
+    assert kid == hashlib.sha256(keys.raw_public(pub)).hexdigest()[:16]
+    inline = keys.load_public_key(keys.public_b64(pub))
+    assert keys.keyid(inline) == kid
+    assert keys.keyid(keys.load_public_key(str(key_path))) == kid  # a private key file gives its public half
+    with pytest.raises(UserError, match="already exists"):
+        keys.generate("cam1", key_path.parent)
+
+
+def test_keys_cli_and_bad_key_files(tmp_path, capsys):
+    assert main(["keys", "generate", "--camera", "c2", "--out", str(tmp_path)]) == 0
+    assert "keyid" in capsys.readouterr().out and (tmp_path / "c2.pub").is_file()
+    assert main(["keys", "generate", "--camera", "bad/name", "--out", str(tmp_path)]) == 2
+    (tmp_path / "junk.key").write_text("not a key")
+    with pytest.raises(UserError, match="junk.key"):
+        keys.load_private_key(tmp_path / "junk.key")
+    with pytest.raises(UserError, match="not found"):
+        keys.load_public_key(str(tmp_path / "missing.pub"))
+
+
+def test_envelope_fields_points_and_chain(key):
+    key_path, pub_path, kid = key
+    evs = list(signer.sign_acts(_acts(), key_path, "s1", "cam1", clip_start=START))
+    pub = keys.load_public_key(str(pub_path))
+    assert [e["seq"] for e in evs] == [1, 2, 3, 4]
+    assert evs[0]["prevhash"] == events.GENESIS_PREVHASH
+    for prev, e in zip(evs, evs[1:]):
+        assert e["prevhash"] == hashlib.sha256(rfc8785.dumps(prev)).hexdigest()
+    for e in evs:
+        events.check_envelope(e)
+        events.check_signature(e, pub)
+        assert e["specversion"] == "1.0" and e["keyid"] == kid
+        assert e["source"] == "/sites/s1/cameras/cam1"
+        assert e["datacontenttype"] == "application/json"
+        u = uuid.UUID(e["id"])
+        assert u.version == 7
+        # the UUIDv7 timestamp is the event time
+        assert (u.int >> 80) == int(datetime.fromisoformat(e["time"].replace("Z", "+00:00")).timestamp() * 1000)
+    e0 = evs[0]
+    assert e0["type"] == "org.cleanledger.littering.v1" and e0["subject"] == "z1"
+    assert e0["time"] == "2026-03-01T12:00:00.250Z"
+    assert e0["data"]["t_release_ms"] == 0 and e0["data"]["t_notify_ms"] == 250
+    assert e0["data"]["evidence_sha256"] == hashlib.sha256(b"\xff\xd8jpeg").hexdigest()
+    assert "evidence_sha256" not in evs[1]["data"]
+    assert [e["data"]["points"] for e in evs] == [-30, -10, 30, 100]
+    assert evs[2]["type"] == "org.cleanledger.cleanup.v1"
+    # nothing about persons, only integers in data besides names
+    assert set(e0["data"]) == {
+        "act",
+        "object_class",
+        "box",
+        "severity",
+        "t_release_ms",
+        "t_notify_ms",
+        "frame_index",
+        "litter",
+        "points",
+        "evidence_sha256",
+    }
+    assert all(isinstance(v, int) for v in e0["data"]["box"])
+
+
+def test_one_cleanup_of_several_items_gives_back_each(key):
+    key_path, pub_path, _ = key
+    taken = dataclasses.replace(act(2, "cam1", "z1", "cleanup", "small", litter=5), also=((6, "small"), (7, "bulky")))
+    acts = [
+        act(0, "cam1", "z1", "littering", "bag", litter=5),
+        act(1, "cam1", "z1", "littering", "small", litter=6),
+        taken,
+    ]
+    evs = list(signer.sign_acts(acts, key_path, "s1", "cam1", clip_start=START))
+    pub = keys.load_public_key(str(pub_path))
+    for e in evs:
+        events.check_envelope(e)
+        events.check_signature(e, pub)
+    # 30 and 10 back from the two littering acts, 100 for the bulky item that was there before
+    assert evs[2]["data"]["points"] == 140
+    assert evs[2]["data"]["also"] == [{"litter": 6, "severity": "small"}, {"litter": 7, "severity": "bulky"}]
+    assert "also" not in evs[0]["data"]
+
+
+@pytest.mark.parametrize(
+    "also",
+    [
+        [{"litter": 5, "severity": "small"}],  # the main litter again
+        [{"litter": 6, "severity": "small"}, {"litter": 6, "severity": "bag"}],
+        [],
+        [{"litter": 6, "severity": "huge"}],
+        [{"litter": "6", "severity": "small"}],
+    ],
+)
+def test_malformed_also_is_refused(key, also):
+    key_path, _, _ = key
+    e = next(signer.sign_acts([act(0, "cam1", "z1", "cleanup", "small", litter=5)], key_path, "s1", "cam1"))
+    with pytest.raises(events.EventError):
+        events.check_envelope({**e, "data": {**e["data"], "also": also}})
+    litter = next(signer.sign_acts([act(0, "cam1", "z1", "littering", "small", litter=5)], key_path, "s1", "cam1"))
+    with pytest.raises(events.EventError):  # a littering act takes nothing away
+        events.check_envelope({**litter, "data": {**litter["data"], "also": [{"litter": 6, "severity": "small"}]}})
+
+
+def test_audit_mode_is_byte_identical_and_live_mode_is_not(key, tmp_path):
+    key_path, _, _ = key
+    a = events.write_jsonl(signer.sign_acts(_acts(), key_path, "s1", "cam1", clip_start=START), tmp_path / "a.jsonl")
+    b = events.write_jsonl(signer.sign_acts(_acts(), key_path, "s1", "cam1", clip_start=START), tmp_path / "b.jsonl")
+    assert a == b == 4
+    raw = (tmp_path / "a.jsonl").read_bytes()
+    assert raw == (tmp_path / "b.jsonl").read_bytes()
+    lines = raw.splitlines()
+    assert lines[0] == rfc8785.dumps(json.loads(lines[0]))  # canonical JSON per line
+    other = list(signer.sign_acts(_acts(), key_path, "s1", "cam1", clip_start=datetime(2026, 3, 2, tzinfo=UTC)))
+    assert other[0]["id"] != json.loads(lines[0])["id"]
+    live = signer.EventSigner(keys.load_private_key(key_path), "s1", "cam1")
+    live1, _ = live.sign(_acts()[0], signer.ChainState())
+    live2, _ = live.sign(_acts()[0], signer.ChainState())
+    assert live1["id"] != live2["id"]
+    # live ids carry the event time too (exact integer ms, no float rounding)
+    live_ms = (datetime.fromisoformat(live1["time"]) - events.EPOCH) // timedelta(milliseconds=1)
+    assert uuid.UUID(live1["id"]).int >> 80 == live_ms
+
+
+def test_configurable_points(key):
+    key_path, _, _ = key
+    pts = scoring.PointsConfig(small=1, bag=2, bulky=3)
+    evs = list(signer.sign_acts(_acts(), key_path, "s1", "cam1", points=pts))
+    assert [e["data"]["points"] for e in evs] == [-2, -1, 2, 3]
+
+
+def test_signature_covers_every_field(key):
+    key_path, pub_path, _ = key
+    pub = keys.load_public_key(str(pub_path))
+    # a littering act with evidence, and a clean-up of two items (data.also)
+    taken = dataclasses.replace(act(1, "cam1", "z1", "cleanup", "small", litter=5), also=((6, "small"),))
+    e, cleanup = signer.sign_acts([_acts()[0], taken], key_path, "s1", "cam1")
+    assert "data.evidence_sha256" in event_fields(e) and "data.also" in event_fields(cleanup)
+    for ev in (e, cleanup):
+        for field in event_fields(ev):
+            if field == "sig":
+                continue
+            t = with_field(ev, field, tampered(get_field(ev, field)))
+            with pytest.raises(events.EventError) as ex:
+                events.check_signature(t, pub)
+            assert ex.value.reason == "bad_signature", field
+    # the same signature bytes spelled differently (unused bits of the last character)
+    last = e["sig"][-1]
+    alias = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    twin = alias[(alias.index(last) & ~0xF) | ((alias.index(last) + 1) & 0xF)]
+    assert base64.urlsafe_b64decode(e["sig"][:-1] + twin + "==") == base64.urlsafe_b64decode(e["sig"] + "==")
+    with pytest.raises(events.EventError):
+        events.check_signature(dict(e, sig=e["sig"][:-1] + twin), pub)
+    bad = dict(e, sig=base64.urlsafe_b64encode(b"\0" * 64).rstrip(b"=").decode())
+    with pytest.raises(events.EventError):
+        events.check_signature(bad, pub)
+
+
+@pytest.mark.parametrize(
+    "mutate, detail",
+    [
+        (lambda e: e.pop("keyid"), "keyid"),
+        (lambda e: e.update(seq="1"), "seq"),
+        (lambda e: e.update(seq=True), "seq"),
+        (lambda e: e.update(extra=1), "unknown attribute"),
+        (lambda e: e["data"].update(box=[1, 2, 3]), "box"),
+        (lambda e: e["data"].update(box=[1.5, 2, 3, 4]), "box"),
+        (lambda e: e["data"].update(points=5), "littering points"),
+        (lambda e: e.update(type="org.cleanledger.cleanup.v1"), "type"),
+        (lambda e: e.update(time="yesterday"), "time"),
+        (lambda e: e.update(id="not-a-uuid"), "id"),
+        (lambda e: e.update(seq=2**60), "seq"),
+        (lambda e: e["data"].update(evidence_sha256=None), "evidence_sha256"),
+    ],
+)
+def test_schema_refuses(key, mutate, detail):
+    key_path, _, _ = key
+    e = json.loads(json.dumps(next(signer.sign_acts(_acts(), key_path, "s1", "cam1"))))
+    mutate(e)
+    with pytest.raises(events.EventError) as ex:
+        events.check_envelope(e)
+    assert ex.value.reason == "schema" and detail in ex.value.detail
+
+
+def test_strict_json_loading():
+    for raw in [b'{"a":1,"a":2}', b'{"a":NaN}', b"[1,", b"\xff\xfe", b"[" * 100000]:
+        with pytest.raises(events.EventError) as ex:
+            events.loads_strict(raw)
+        assert ex.value.reason == "malformed"
+
+
+def test_uuid7_layout():
+    u = uuid.UUID(events.uuid7(0x0123456789AB, b"\xff" * 10))
+    assert u.version == 7 and u.variant == uuid.RFC_4122 and u.int >> 80 == 0x0123456789AB
+
+
+def test_signer_refuses_acts_that_cannot_become_valid_events(key):
+    key_path, _, _ = key
+    s = signer.EventSigner(keys.load_private_key(key_path), "s1", "cam1")
+    bad = act(0, "cam1", zone="zone with spaces")
+    with pytest.raises(ValueError, match="subject"):
+        s.sign(bad, signer.ChainState())
+    # a box reaching past the frame edge is clamped to 0, not refused
+    ok, st = s.sign(dataclasses.replace(act(0, "cam1", zone="z"), box=(-5, 20, 30, 40)), signer.ChainState())
+    assert st.seq == 1 and ok["data"]["box"] == [0, 20, 30, 40]
