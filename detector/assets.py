@@ -7,6 +7,7 @@ Lookup order for an entry of a manifest (name, file, url, sha256, size):
   3. the user cache (`$DETECTOR_CACHE_DIR`, else `$XDG_CACHE_HOME/detector`, else ~/.cache/detector);
   4. a download from the entry's official URL into the cache, checked against the sha256.
 Offline with nothing found, the error names the asset, its URL and the variable to set.
+`DETECTOR_OFFLINE=1` forbids step 4 (an air-gapped site, or a test that must not reach out).
 """
 
 from __future__ import annotations
@@ -23,6 +24,13 @@ from functools import lru_cache
 from pathlib import Path
 
 from detector.protocol.errors import UserError
+
+OFFLINE_VAR = "DETECTOR_OFFLINE"
+
+
+def offline() -> bool:
+    """True when downloads are forbidden: an air-gapped site should fail at once, not wait for a timeout."""
+    return os.environ.get(OFFLINE_VAR, "").strip().lower() not in ("", "0", "false", "no")
 
 
 @dataclass(frozen=True)
@@ -96,6 +104,11 @@ def download(entry: AssetEntry, env_var: str, timeout_s: float = 30.0, quiet: bo
     hint = f"put {entry.file} in a directory and set {env_var} to it"
     if not entry.url:
         raise UserError(f"{entry.kind} '{entry.name}' ({entry.file}) was not found and has no download URL: {hint}")
+    if offline():
+        raise UserError(
+            f"{entry.kind} '{entry.name}' ({entry.file}) was not found and {OFFLINE_VAR} forbids its download "
+            f"from {entry.url}: {hint}"
+        )
     target = cache_dir() / f"{entry.kind}s" / entry.file
     target.parent.mkdir(parents=True, exist_ok=True)
     if not quiet:

@@ -26,18 +26,31 @@ def entry(url: str | None = None, sha: str | None = None) -> AssetEntry:
 def cache(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("DETECTOR_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv("TOY_DIR", raising=False)
+    monkeypatch.delenv("DETECTOR_OFFLINE", raising=False)
     return tmp_path / "cache"
 
 
 @pytest.fixture
 def http_root(tmp_path):
-    """A real HTTP server on loopback serving tmp_path/www."""
+    """A real HTTP server on loopback serving tmp_path/www; `requests` lists the paths asked for."""
     root = tmp_path / "www"
     root.mkdir()
-    handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=str(root), **k)  # noqa: E731
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    requests: list[str] = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a, **k):
+            super().__init__(*a, directory=str(root), **k)
+
+        def do_GET(self):
+            requests.append(self.path)
+            super().do_GET()
+
+        def log_message(self, *a):  # keep the test output clean
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    yield root, f"http://127.0.0.1:{server.server_address[1]}", requests
     server.shutdown()
 
 
@@ -67,15 +80,31 @@ def test_explicit_path_wins_and_must_exist(tmp_path, cache, monkeypatch):
 
 
 def test_download_into_cache_then_found_there(cache, http_root):
-    root, base = http_root
+    root, base, requests = http_root
     (root / "toy.onnx").write_bytes(PAYLOAD)
     path = resolve(entry(f"{base}/toy.onnx"), "TOY_DIR")
     assert path == cache / "models" / "toy.onnx" and path.read_bytes() == PAYLOAD
     assert locate(entry(f"{base}/toy.onnx"), "TOY_DIR").how == "cache"
+    assert requests == ["/toy.onnx"]
+
+
+def test_offline_switch_forbids_the_download(cache, http_root, monkeypatch):
+    """DETECTOR_OFFLINE=1: the file is there to be downloaded, yet no request is made."""
+    root, base, requests = http_root
+    (root / "toy.onnx").write_bytes(PAYLOAD)
+    monkeypatch.setenv("DETECTOR_OFFLINE", "1")
+    with pytest.raises(UserError) as err:
+        resolve(entry(f"{base}/toy.onnx"), "TOY_DIR")
+    msg = str(err.value)
+    assert "DETECTOR_OFFLINE" in msg and f"{base}/toy.onnx" in msg and "TOY_DIR" in msg and "\n" not in msg
+    assert requests == [] and not (cache / "models" / "toy.onnx").exists()
+    monkeypatch.setenv("DETECTOR_OFFLINE", "0")  # an explicit 0 means online
+    assert resolve(entry(f"{base}/toy.onnx"), "TOY_DIR").read_bytes() == PAYLOAD
+    assert requests == ["/toy.onnx"]
 
 
 def test_download_with_wrong_sha_is_refused_and_not_kept(cache, http_root):
-    root, base = http_root
+    root, base, _ = http_root
     (root / "toy.onnx").write_bytes(b"tampered")
     with pytest.raises(UserError, match="expected"):
         download(entry(f"{base}/toy.onnx"), "TOY_DIR", quiet=True)
