@@ -36,4 +36,27 @@ def add(sub: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from detector import bench
 
-    return bench.run(args)
+    out = bench.run(
+        bench.BenchOptions(
+            footage=args.dir,
+            truth=args.truth,
+            json=args.json,
+            config=args.config,
+            model_dir=args.model_dir,
+            report=args.report,
+            plot=args.plot,
+            jobs=args.jobs,
+            clips=args.clips,
+            skip_missing=args.skip_missing,
+        )
+    )
+    print(summary_line(out.result, out.json))
+    return 0
+
+
+def summary_line(result: dict, out_json: Path) -> str:
+    o = result["overall"]
+    return (
+        f"{len(result['clips'])} clips: TP {o['tp']} FP {o['fp']} FN {o['fn']}  precision {o['precision']:.2f} "
+        f"recall {o['recall']:.2f} F1 {o['f1']:.2f}  {result['speed']['realtime_factor']:.1f}x real time  -> {out_json}"
+    )
