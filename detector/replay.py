@@ -36,7 +36,9 @@ class ReplayOptions:
     acts: Path | None = None  # acts, JSON lines
     events: Path | None = None  # signed audit events, JSON lines (needs key)
     key: Path | None = None
-    start_time: datetime = datetime(1970, 1, 1, tzinfo=UTC)  # wall-clock time of the first frame
+    # Wall-clock time of the first frame, for event times. None: the container's creation_time;
+    # signed events need one or the other (an invented time would be signed as if it were true).
+    start_time: datetime | None = None
     progress: bool = False
 
 
@@ -47,6 +49,8 @@ class ReplayStats:
     video_s: float
     wall_s: float
     acts: list[Act]
+    start_time: datetime | None = None  # of the signed events, when written
+    start_time_from: str = ""  # "option" (--start-time) or "container" (its creation_time)
 
     @property
     def realtime_factor(self) -> float:
@@ -74,11 +78,55 @@ def tracks_record(result: FrameResult, class_names: list[str]) -> dict:
     }
 
 
+def open_clip(clip: Path, settings: Settings) -> FileSource:
+    """The clip as a frame source, its first frame decoded: a missing, unreadable or corrupt
+    clip fails here, in a second, rather than after the model has been found and loaded."""
+    source = FileSource(clip, settings.source.analysis_fps, settings.source.max_seconds)
+    frames = iter(source)
+    try:
+        next(frames)  # FileSource raises UserError when no frame decodes
+    except StopIteration:
+        pass
+    finally:
+        frames.close()
+    return source
+
+
+def container_start_time(clip: Path) -> datetime | None:
+    """The wall-clock time a container says its recording started (`creation_time`, which
+    MP4/MOV, Matroska and AVI files from cameras and NVRs carry), or None when it has none.
+
+    A time at or before the Unix epoch is a muxer's placeholder, not a recording time.
+    """
+    import av
+
+    try:
+        with av.open(str(clip)) as container:
+            tags = [container.metadata] + [stream.metadata for stream in container.streams.video]
+    except (av.error.FFmpegError, OSError):
+        return None
+    for text in (t.get("creation_time") for t in tags):
+        if not text:
+            continue
+        try:
+            when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        except ValueError:
+            continue
+        when = when if when.tzinfo else when.replace(tzinfo=UTC)  # FFmpeg writes and reads UTC
+        if when > datetime(1970, 1, 1, tzinfo=UTC):
+            return when
+    return None
+
+
 def iterate(
-    clip: Path, settings: Settings, pipeline: Pipeline | None = None, progress: bool = False
+    clip: Path,
+    settings: Settings,
+    pipeline: Pipeline | None = None,
+    progress: bool = False,
+    source: FileSource | None = None,
 ) -> Iterator[FrameResult]:
     """FrameResults of a whole clip (every act needs its dwell, so none is pending at the end)."""
-    source = FileSource(clip, settings.source.analysis_fps, settings.source.max_seconds)
+    source = source or FileSource(clip, settings.source.analysis_fps, settings.source.max_seconds)
     pipeline = pipeline or Pipeline(settings)
     total = source.duration_estimate_s
     bar = tqdm(
@@ -99,15 +147,26 @@ def iterate(
 
 def run(args: ReplayOptions) -> ReplayStats:
     """Replay one clip and write what was asked; deterministic bytes."""
+    # Every input is checked before the model is resolved and loaded, cheapest first, so a
+    # mistake fails in a second with its own message, never after a long replay.
     settings = load_settings(args.config)
     clip = resolve_clip(args.clip)
+    source = open_clip(clip, settings)
     if args.events and not args.key:
         raise UserError("--events needs --key (the camera's private key)")
     if args.key:
         from detector.protocol.keys import load_private_key
 
-        load_private_key(args.key)  # fail before a long replay, not after it
-    if args.start_time.tzinfo is None:
+        load_private_key(args.key)
+    start_time, start_time_from = args.start_time, "option"
+    if args.events and start_time is None:
+        start_time, start_time_from = container_start_time(clip), "container"
+        if start_time is None:
+            raise UserError(
+                f"--events needs --start-time (the wall-clock time of the first frame, e.g. "
+                f"2026-11-26T08:00:00Z): {clip.name} carries no creation_time"
+            )
+    if start_time is not None and start_time.tzinfo is None:
         raise UserError("--start-time: give a time zone (e.g. 2026-11-26T08:00:00Z)")
     progress = args.progress
     pipeline = Pipeline(settings)
@@ -121,7 +180,7 @@ def run(args: ReplayOptions) -> ReplayStats:
         writer = None
         recent: list[tuple[float, Act]] = []
         redactor = _redactor() if args.video else None
-        for result in iterate(clip, settings, pipeline, progress):
+        for result in iterate(clip, settings, pipeline, progress, source):
             frames += 1
             video_s = result.frame.time_s
             acts.extend(result.acts)
@@ -150,7 +209,8 @@ def run(args: ReplayOptions) -> ReplayStats:
                 writer.write(image)
     wall = time.perf_counter() - t0
     if args.events:
-        _write_events(acts, args, settings)
+        _write_events(acts, args, settings, start_time)
+        return ReplayStats(clip, frames, video_s, wall, acts, start_time, start_time_from)
     return ReplayStats(clip, frames, video_s, wall, acts)
 
 
@@ -180,10 +240,10 @@ def _open_video(path: Path, width: int, height: int, fps: float) -> cv2.VideoWri
     return writer
 
 
-def _write_events(acts: list[Act], args: ReplayOptions, settings: Settings) -> None:
+def _write_events(acts: list[Act], args: ReplayOptions, settings: Settings, start_time: datetime) -> None:
     """Signed audit events: byte-identical for the same clip, config, key and start time."""
     from detector.protocol.events import write_jsonl
     from detector.signer import sign_acts
 
     cam = settings.camera
-    write_jsonl(sign_acts(acts, args.key, cam.site, cam.name, clip_start=args.start_time), args.events)
+    write_jsonl(sign_acts(acts, args.key, cam.site, cam.name, clip_start=start_time), args.events)

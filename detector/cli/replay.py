@@ -26,8 +26,9 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--key", type=Path, default=None, help="camera private key for --events")
     p.add_argument(
         "--start-time",
-        default="1970-01-01T00:00:00Z",
-        help="wall-clock time of the clip's first frame (RFC 3339) for event times (default: the Unix epoch)",
+        default=None,
+        help="wall-clock time of the clip's first frame (RFC 3339), for event times; default: the clip's own "
+        "creation_time (MP4, MOV, MKV), and --events needs one or the other",
     )
     p.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     p.set_defaults(handler=_run)
@@ -54,7 +55,7 @@ def _run(args: argparse.Namespace) -> int:
         acts=args.acts,
         events=args.events,
         key=args.key,
-        start_time=parse_time(args.start_time),
+        start_time=parse_time(args.start_time) if args.start_time is not None else None,
         progress=sys.stderr.isatty() and not args.no_progress,
     )
     stats = replay.run(options)
@@ -63,4 +64,6 @@ def _run(args: argparse.Namespace) -> int:
         f"{stats.wall_s:.1f} s ({stats.realtime_factor:.1f}x real time, {stats.frames_per_s:.1f} analysed "
         f"frames/s), {len(stats.acts)} acts"
     )
+    if stats.start_time_from == "container":
+        print(f"event times count from the clip's creation_time, {stats.start_time.isoformat()} (see --start-time)")
     return 0

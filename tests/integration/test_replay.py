@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime
 
 import cv2
 
@@ -148,3 +149,42 @@ def test_annotated_video_shows_no_face(tmp_path, footage_dir, model_dir):
         seen += 1
         assert len(faces.detect(img)[0]) == 0, f"face visible in output frame {seen}"
     assert seen > 15
+
+
+def test_replay_takes_event_times_from_the_clip_creation_time(tmp_path, footage_dir, model_dir):
+    """A clip that carries its recording time needs no --start-time: the porch clip, remuxed
+    (same packets) with a creation_time, signs its littering act at that time plus video time."""
+    import av
+
+    stamped = tmp_path / "porch_stamped.mp4"
+    with av.open(str(footage_dir / "porch_bottle_drop_bad2.mp4")) as src, av.open(str(stamped), "w") as out:
+        out.metadata["creation_time"] = "2026-11-26T08:00:00.000000Z"
+        video = out.add_stream_from_template(src.streams.video[0])
+        for packet in src.demux(src.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = video
+                out.mux(packet)
+    keys = tmp_path / "keys"
+    subprocess.run(
+        [sys.executable, "-m", "detector", "keys", "generate", "--camera", "cam", "--out", str(keys)],
+        check=True,
+        capture_output=True,
+    )
+    events = tmp_path / "e.jsonl"
+    r = replay(
+        str(stamped), "--events", str(events), "--key", str(keys / "cam.key"), "--acts", str(tmp_path / "a.jsonl")
+    )
+    assert r.returncode == 0, r.stderr
+    assert "creation_time, 2026-11-26T08:00:00+00:00" in r.stdout
+    acts = [json.loads(ln) for ln in (tmp_path / "a.jsonl").read_text().splitlines()]
+    signed = [json.loads(ln) for ln in events.read_text().splitlines()]
+    assert [e["data"]["act"] for e in signed] == [a["kind"] for a in acts] and "littering" in [a["kind"] for a in acts]
+    for event, act in zip(signed, acts):
+        when = datetime.fromisoformat(event["time"].replace("Z", "+00:00"))
+        assert abs((when - datetime(2026, 11, 26, 8, 0, tzinfo=UTC)).total_seconds() - act["t_notify"]) < 0.01
+    ok = subprocess.run(
+        [sys.executable, "-m", "detector", "verify", str(events), "--pubkey", str(keys / "cam.pub")],
+        capture_output=True,
+        text=True,
+    )
+    assert ok.returncode == 0 and ok.stdout.startswith("OK"), ok.stdout + ok.stderr
