@@ -56,11 +56,15 @@ def draw_frame(
         cv2.rectangle(out, (x1, y1), (x2, y2), LITTER_COLOUR, thick)
         _label(out, f"litter L{lid} {name}", x1, y2 + int(22 * scale) + 4, LITTER_COLOUR, scale)
     for act in acts:
-        colour = LITTER_COLOUR if act.kind == "littering" else CLEANUP_COLOUR
+        colour = LITTER_COLOUR if act.kind in ("littering", "found") else CLEANUP_COLOUR
         x1, y1, x2, y2 = act.box
         cv2.rectangle(out, (x1, y1), (x2, y2), colour, thick + 2)
     banner = [f"t={time_s:7.2f}s"] + [f"{a.kind.upper()} {a.object_class} ({a.severity}) zone {a.zone}" for a in acts]
     for i, text in enumerate(banner):
-        colour = (255, 255, 255) if i == 0 else (LITTER_COLOUR if acts[i - 1].kind == "littering" else CLEANUP_COLOUR)
+        colour = (
+            (255, 255, 255)
+            if i == 0
+            else (LITTER_COLOUR if acts[i - 1].kind in ("littering", "found") else CLEANUP_COLOUR)
+        )
         _label(out, text, 4, int((i + 1) * (40 * scale + 4)), colour, scale)
     return out

@@ -7,6 +7,11 @@ Two modes:
 - audit (`clip_start` given): `time` = clip_start + the act's t_notify and the UUIDv7 random
   bits come from sha256(source, seq), so the same acts and key give byte-identical events
   (Ed25519 signatures are deterministic).
+In both, `time` never goes back within a chain (a clock stepped back by NTP, an act reported
+after a later one): it is held at the previous event's time, as the chain rule requires.
+
+The points an event claims (`data.points`) come from the one points rule
+(`detector.protocol.scoring.apply`) on the source's outstanding litter, kept in the chain state.
 """
 
 from __future__ import annotations
@@ -37,10 +42,12 @@ from detector.protocol.events import (
     sign_event,
     uuid7,
 )
-from detector.protocol.scoring import PointsConfig
+from detector.protocol.scoring import Litter, PointsConfig, SourceLitter
 from detector.values import Act
 
-_LITTER_MEMORY = 10_000  # littering debits remembered for clean-up (oldest forgotten first)
+# Outstanding litter remembered in the chain state (oldest forgotten first). It only shapes the
+# points the edge claims; the backend applies its own copy of the rule to its own state.
+_LITTER_MEMORY = 10_000
 
 
 def _ms(seconds: float) -> int:
@@ -49,21 +56,33 @@ def _ms(seconds: float) -> int:
 
 @dataclass
 class ChainState:
-    """What a source must remember between events: last seq, its hash, open littering debits."""
+    """What a source must remember between events: last seq, its hash and time, outstanding litter."""
 
     seq: int = 0  # last seq used; the next event gets seq + 1
     prevhash: str = GENESIS_PREVHASH
-    litter_points: dict[int, int] = field(default_factory=dict)
+    litter: dict[int, Litter] = field(default_factory=dict)  # outstanding: litter id -> zone, points
+    time_ms: int | None = None  # time of the last event (the next is never earlier)
 
     def to_json(self) -> str:
         return json.dumps(
-            {"seq": self.seq, "prevhash": self.prevhash, "litter": [[k, v] for k, v in self.litter_points.items()]}
+            {
+                "seq": self.seq,
+                "prevhash": self.prevhash,
+                "time_ms": self.time_ms,
+                "litter": [[k, v.zone, v.points, v.severity] for k, v in self.litter.items()],
+            }
         )
 
     @classmethod
     def from_json(cls, text: str) -> ChainState:
         d = json.loads(text)
-        return cls(d["seq"], d["prevhash"], {int(k): int(v) for k, v in d["litter"]})
+        litter = {}
+        for item in d["litter"]:
+            if len(item) == 2:  # written before outstanding litter kept its zone: zone unknown
+                litter[int(item[0])] = Litter("", int(item[1]), "small")
+            else:
+                litter[int(item[0])] = Litter(str(item[1]), int(item[2]), str(item[3]))
+        return cls(d["seq"], d["prevhash"], litter, d.get("time_ms"))
 
 
 class EventSigner:
@@ -85,23 +104,14 @@ class EventSigner:
             clip_start = clip_start.replace(tzinfo=UTC)
         self.clip_start = clip_start
 
-    def _points(self, act: Act, litter: dict[int, int]) -> int:
-        if act.kind == "littering":
-            p = self.points.of(act.severity)
-            litter.pop(act.litter_id, None)
-            litter[act.litter_id] = p
-            while len(litter) > _LITTER_MEMORY:
-                litter.pop(next(iter(litter)))
-            return -p
-        # clean-up gives back what the littering of each litter taken cost; pre-existing
-        # litter (no littering act seen) gives its severity's points
-        return self.points.cleanup_credit([(act.litter_id, act.severity), *act.also], lambda lid: litter.pop(lid, None))
-
     def sign(self, act: Act, state: ChainState) -> tuple[dict, ChainState]:
         """The signed event for `act` and the chain state after it (state is not modified)."""
         seq = state.seq + 1
-        litter = dict(state.litter_points)
-        points = self._points(act, litter)
+        outstanding = SourceLitter(dict(state.litter))
+        points = outstanding.apply(self.points, act.kind, act.zone, [(act.litter_id, act.severity), *act.also]).points
+        litter = outstanding.litter
+        while len(litter) > _LITTER_MEMORY:
+            litter.pop(next(iter(litter)))
         if self.clip_start is None:
             when = datetime.now(UTC)
             rand = os.urandom(10)
@@ -109,6 +119,8 @@ class EventSigner:
             when = self.clip_start + timedelta(milliseconds=_ms(act.t_notify))
             rand = hashlib.sha256(f"{self.source}\n{seq}".encode()).digest()
         when_ms = (when - EPOCH) // timedelta(milliseconds=1)  # exact integer ms, as in `time`
+        if state.time_ms is not None:
+            when_ms = max(when_ms, state.time_ms)
         data: dict[str, Any] = {
             "act": act.kind,
             "object_class": act.object_class,
@@ -130,7 +142,7 @@ class EventSigner:
             "source": self.source,
             "type": TYPES[act.kind],
             "subject": act.zone,
-            "time": rfc3339(when),
+            "time": rfc3339(EPOCH + timedelta(milliseconds=when_ms)),
             "datacontenttype": DATACONTENTTYPE,
             "seq": seq,
             "prevhash": state.prevhash,
@@ -144,7 +156,7 @@ class EventSigner:
             check_envelope(event)
         except EventError as e:
             raise ValueError(f"act cannot become a valid event: {e.detail}") from None
-        return event, ChainState(seq, event_hash(event), litter)
+        return event, ChainState(seq, event_hash(event), litter, when_ms)
 
 
 def sign_acts(

@@ -12,7 +12,11 @@ from typing import Literal
 
 import numpy as np
 
-ActKind = Literal["littering", "cleanup"]
+# littering and cleanup are acts (somebody did them); found (litter already lying there when
+# the camera started) and vanished (litter gone with nobody near) are nobody's doing: they keep
+# the ledger's litter right and must stay out of anything that counts acts (`Act.is_act`).
+ActKind = Literal["littering", "cleanup", "found", "vanished"]
+ACT_KINDS = ("littering", "cleanup")
 Severity = Literal["small", "bag", "bulky"]
 Box = tuple[int, int, int, int]  # x1, y1, x2, y2 in pixels of the source frame
 
@@ -33,7 +37,7 @@ class Frame:
 
 @dataclass(frozen=True, slots=True)
 class Act:
-    """A recognised littering or clean-up act, anonymous by construction."""
+    """A recognised littering or clean-up act (or litter found or vanished), anonymous by construction."""
 
     kind: ActKind
     camera: str
@@ -41,13 +45,20 @@ class Act:
     object_class: str  # COCO name, or "unknown"
     box: Box
     severity: Severity
-    t_release: float  # video time the object left (littering) or was taken (cleanup)
+    t_release: (
+        float  # video time the object left (littering), was taken (cleanup), first seen (found) or gone (vanished)
+    )
     t_notify: float  # video time the act was recognised
     litter_id: int  # per-camera id of the litter location this act refers to
     frame_index: int = 0
     snapshot: bytes | None = field(default=None, repr=False, compare=False)  # blurred JPEG
     # clean-up only: other litter taken in the same pick-up, (litter_id, severity) each
     also: tuple[tuple[int, Severity], ...] = ()
+
+    @property
+    def is_act(self) -> bool:
+        """A person's act (littering, clean-up), not litter found or vanished."""
+        return self.kind in ACT_KINDS
 
     def to_json(self) -> dict:
         """JSON-ready dict (no snapshot bytes)."""

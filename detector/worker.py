@@ -289,7 +289,8 @@ class CameraWorker:
         if jpeg is not None:
             act = dataclasses.replace(act, snapshot=jpeg)
         event = self.outbox.add(act)
-        self.stats.acts += 1
+        if act.is_act:  # litter found or vanished is kept in the ledger but is nobody's act
+            self.stats.acts += 1
         log.info(
             "camera %r: %s in zone %s (%s) -> event seq %d",
             self.cam.name,

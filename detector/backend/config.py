@@ -41,16 +41,48 @@ class GradesConfig(Section):
 
 
 class ScoringConfig(Section):
-    ceiling: int = Field(
-        1000, ge=1, le=1_000_000_000, description="score of a zone with no debits; the score never exceeds it"
-    )
+    """A zone's score = ceiling - points of the litter lying there now, kept within [floor, ceiling]."""
+
+    ceiling: int = Field(1000, ge=1, le=1_000_000_000, description="score of a zone with no litter lying there")
+    # 0: a score reads as "how much of the scale is still clean" and never goes negative; a
+    # zone with more litter than the scale holds stays at the floor (its outstanding points
+    # are still kept exactly, and shown, so cleaning it up is counted in full).
+    floor: int = Field(0, ge=-1_000_000_000, le=1_000_000_000, description="lowest score a zone can show")
     grades: GradesConfig = Field(GradesConfig(), description="score thresholds of the grades")
     points: PointsConfig = Field(PointsConfig(), description="points per severity (the backend's own scoring)")
+
+    @model_validator(mode="after")
+    def _floor_below_ceiling(self) -> ScoringConfig:
+        if self.floor >= self.ceiling:
+            raise ValueError("floor must be below ceiling")
+        return self
+
+
+class ClockConfig(Section):
+    """How far an event's `time` may be from the backend's clock (live intake only; audit logs
+    checked with `detector verify` carry the recorded clip's times)."""
+
+    # No legitimate event comes from the future: only clock error can put it there. Five
+    # minutes is far above what NTP-synchronised clocks disagree by (milliseconds) and what an
+    # unsynchronised RTC drifts in weeks, and far below a clock set a day, a time zone, or a
+    # century wrong.
+    max_ahead_s: float = Field(300.0, ge=0, description="refuse events whose time is this far ahead of the backend")
+    # Off by default: an edge keeps undelivered events for as long as the backend is away, so
+    # an old event is normal after an outage; a site that wants a bound sets one.
+    max_behind_s: float | None = Field(
+        None, gt=0, description="refuse events whose time is this far behind the backend (None: no bound)"
+    )
 
 
 class BackendConfig(Section):
     listen: ListenConfig = Field(ListenConfig(), description="HTTP listen address")
     db: Path = Field(Path("ledger.sqlite3"), description="SQLite file; relative to the config file")
+    heads: Path | None = Field(
+        None,
+        description="file keeping each source's newest delivered seq, to refuse a lost ledger "
+        "(default: the db path + '.heads'; best on another disk)",
+    )
+    clock: ClockConfig = Field(ClockConfig(), description="accepted distance of event times from the backend's clock")
     keys: dict[str, str | list[str]] = Field(
         default_factory=dict,
         description='source ("/sites/<site>/cameras/<camera>") -> public key(s): PEM file path or inline base64',
@@ -86,6 +118,11 @@ class Backend:
     db_path: Path
     keys: dict[str, dict[str, Ed25519PublicKey]]  # source -> keyid -> key
     origin: str = "(defaults)"
+    heads_path: Path | None = None  # None: db_path + ".heads"
+
+    @property
+    def heads_file(self) -> Path:
+        return self.heads_path or self.db_path.with_name(self.db_path.name + ".heads")
 
 
 def resolve(config: BackendConfig, base_dir: Path, origin: str) -> Backend:
@@ -97,7 +134,10 @@ def resolve(config: BackendConfig, base_dir: Path, origin: str) -> Backend:
         for spec in specs:
             key = keys_mod.load_public_key(spec, base_dir, origin=f"{origin}: keys.{source}")
             keys[source][keys_mod.keyid(key)] = key
-    return Backend(config, db, keys, origin)
+    heads = None
+    if config.heads is not None:
+        heads = (config.heads if config.heads.is_absolute() else base_dir / config.heads).resolve()
+    return Backend(config, db, keys, origin, heads)
 
 
 def load_backend_config(path: Path | None) -> Backend:

@@ -83,6 +83,7 @@ def run_clip(path: str, settings_data: dict) -> ClipRun:
         acts.extend(
             ActRecord(a.kind, float(a.t_notify), float(a.t_release), [int(v) for v in a.box], a.object_class)
             for a in result.acts
+            if a.is_act  # litter found or vanished is nobody's act: never scored against the truth
         )
     wall = time.perf_counter() - t1
     # Video time covered: the header duration (capped by max_seconds), or the last frame's time.

@@ -62,7 +62,8 @@ def _run(args: argparse.Namespace) -> int:
     print(
         f"{stats.clip.name}: {stats.frames_analysed} frames analysed, {stats.video_s:.1f} s of video in "
         f"{stats.wall_s:.1f} s ({stats.realtime_factor:.1f}x real time, {stats.frames_per_s:.1f} analysed "
-        f"frames/s), {len(stats.acts)} acts"
+        f"frames/s), {sum(a.is_act for a in stats.acts)} acts"
+        + (f" (+{other} litter found or vanished)" if (other := sum(not a.is_act for a in stats.acts)) else "")
     )
     if stats.start_time_from == "container":
         print(f"event times count from the clip's creation_time, {stats.start_time.isoformat()} (see --start-time)")

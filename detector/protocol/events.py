@@ -13,7 +13,7 @@ import json
 import re
 import uuid
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,15 +24,22 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from detector.protocol import keys as keys_mod
 from detector.protocol.errors import UserError
+from detector.protocol.scoring import CLOSING, KINDS, OPENING
 
 SPECVERSION = "1.0"
 TYPE_PREFIX = "org.cleanledger"
-TYPES = {"littering": f"{TYPE_PREFIX}.littering.v1", "cleanup": f"{TYPE_PREFIX}.cleanup.v1"}
+TYPES = {kind: f"{TYPE_PREFIX}.{kind}.v1" for kind in KINDS}
 DATACONTENTTYPE = "application/json"
 GENESIS_PREVHASH = "0" * 64  # prevhash of the first event (seq 1) of every source
 SIG_ATTR = "sig"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_INT = 2**53 - 1  # I-JSON / RFC 8785 safe integer range
+
+
+# Refusal reasons that may pass on a later try of the same bytes (a concurrent writer, a full
+# disk): a sender retries them. Every other refusal is permanent: the chain is blocked until
+# an operator acts (docs/EVENTS.md, "A blocked chain").
+RETRYABLE_REASONS = frozenset({"head_moved", "storage_full", "storage_error"})
 
 
 class EventError(Exception):
@@ -49,7 +56,8 @@ class EventError(Exception):
 _HEX64 = r"^[0-9a-f]{64}$"
 _NAME = r"[A-Za-z0-9_.-]{1,64}"
 SOURCE_RE = re.compile(rf"^/sites/({_NAME})/cameras/({_NAME})$")
-_TIME_RE = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$"
+# UTC, milliseconds, `Z`: one spelling per instant, so `time` and the id's timestamp compare exactly
+_TIME_RE = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$"
 _UUID7_RE = r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
 
 
@@ -65,7 +73,7 @@ class TakenWith(_Strict):
 
 
 class EventData(_Strict):
-    act: Literal["littering", "cleanup"]
+    act: Literal["littering", "cleanup", "found", "vanished"]
     object_class: str = Field(pattern=r"^[A-Za-z0-9 _.-]{1,64}$")
     box: list[int] = Field(min_length=4, max_length=4)
     severity: Literal["small", "bag", "bulky"]
@@ -85,10 +93,10 @@ class EventData(_Strict):
                 raise ValueError("also: only on a clean-up, each litter once")
         if any(not (0 <= v <= 1_000_000) for v in self.box):
             raise ValueError("box values must be integers in 0..1000000")
-        if self.act == "littering" and self.points > 0:
-            raise ValueError("littering points must be <= 0")
-        if self.act == "cleanup" and self.points < 0:
-            raise ValueError("cleanup points must be >= 0")
+        if self.act in OPENING and self.points > 0:
+            raise ValueError(f"{self.act} points must be <= 0")
+        if self.act in CLOSING and self.points < 0:
+            raise ValueError(f"{self.act} points must be >= 0")
         return self
 
 
@@ -96,7 +104,12 @@ class Envelope(_Strict):
     specversion: Literal["1.0"]
     id: str = Field(pattern=_UUID7_RE)
     source: str = Field(pattern=SOURCE_RE.pattern)
-    type: Literal["org.cleanledger.littering.v1", "org.cleanledger.cleanup.v1"]
+    type: Literal[
+        "org.cleanledger.littering.v1",
+        "org.cleanledger.cleanup.v1",
+        "org.cleanledger.found.v1",
+        "org.cleanledger.vanished.v1",
+    ]
     subject: str = Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
     time: str = Field(pattern=_TIME_RE)
     datacontenttype: Literal["application/json"]
@@ -111,10 +124,16 @@ class Envelope(_Strict):
         if TYPES[self.data.act] != self.type:
             raise ValueError("type does not match data.act")
         try:
-            datetime.fromisoformat(self.time.replace("Z", "+00:00"))
+            ms = time_ms(self.time)
         except ValueError:
             raise ValueError("time is not a valid RFC 3339 timestamp") from None
+        if ms != id_ms(self.id):
+            raise ValueError("time does not equal the timestamp of the id (UUIDv7, milliseconds)")
         return self
+
+    @property
+    def time_ms(self) -> int:
+        return time_ms(self.time)
 
 
 def check_envelope(event: Any) -> Envelope:
@@ -167,15 +186,43 @@ def check_signature(event: dict, public_key: Ed25519PublicKey) -> None:
         raise EventError("schema", f"cannot canonicalize: {e}") from None
 
 
-def check_link(seq: int, prevhash: str, head_seq: int, head_hash: str) -> None:
-    """Raise EventError unless an event with seq/prevhash extends a chain whose last event is
-    head_seq with hash head_hash (0 and GENESIS_PREVHASH for an empty chain)."""
+def check_link(
+    seq: int, prevhash: str, head_seq: int, head_hash: str, when_ms: int | None = None, head_ms: int | None = None
+) -> None:
+    """Raise EventError unless an event with seq/prevhash (and time `when_ms`) extends a chain
+    whose last event is head_seq with hash head_hash and time head_ms (0, GENESIS_PREVHASH and
+    None for an empty chain). Times within a chain never go backwards."""
     if seq <= head_seq:
         raise EventError("replayed_seq", f"seq {seq} already used (head is {head_seq})")
     if seq > head_seq + 1:
         raise EventError("seq_gap", f"seq {seq}, expected {head_seq + 1}")
     if prevhash != head_hash:
         raise EventError("prevhash_mismatch", f"prevhash does not match event {head_seq} of this source")
+    check_time_order(when_ms, head_ms, head_seq)
+
+
+def check_time_order(when_ms: int | None, head_ms: int | None, head_seq: int) -> None:
+    if when_ms is not None and head_ms is not None and when_ms < head_ms:
+        raise EventError(
+            "time_backwards", f"time {rfc3339_ms(when_ms)} is before event {head_seq}'s {rfc3339_ms(head_ms)}"
+        )
+
+
+def check_clock(when_ms: int, now_ms: int, max_ahead_s: float, max_behind_s: float | None) -> None:
+    """Live intake: raise EventError unless `when_ms` is at most max_ahead_s after the receiver's
+    clock and (when max_behind_s is set) at most max_behind_s before it."""
+    if when_ms - now_ms > max_ahead_s * 1000:
+        raise EventError(
+            "time_ahead",
+            f"time {rfc3339_ms(when_ms)} is {(when_ms - now_ms) / 1000:.0f} s ahead of the backend's clock "
+            f"(at most {max_ahead_s:g} s): the camera's clock is wrong",
+        )
+    if max_behind_s is not None and now_ms - when_ms > max_behind_s * 1000:
+        raise EventError(
+            "time_behind",
+            f"time {rfc3339_ms(when_ms)} is {(now_ms - when_ms) / 1000:.0f} s behind the backend's clock "
+            f"(at most {max_behind_s:g} s)",
+        )
 
 
 # -- ids and times ---------------------------------------------------------------------------
@@ -195,6 +242,20 @@ def uuid7(unix_ms: int, rand: bytes) -> str:
 
 def rfc3339(dt: datetime) -> str:
     return dt.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def rfc3339_ms(ms: int) -> str:
+    return rfc3339(EPOCH + timedelta(milliseconds=ms))
+
+
+def time_ms(text: str) -> int:
+    """Milliseconds since the Unix epoch of an RFC 3339 time (ValueError if it is not one)."""
+    return (datetime.fromisoformat(text.replace("Z", "+00:00")) - EPOCH) // timedelta(milliseconds=1)
+
+
+def id_ms(event_id: str) -> int:
+    """The 48-bit millisecond timestamp of a UUIDv7."""
+    return int(event_id.replace("-", "")[:12], 16)
 
 
 def make_source(site: str, camera: str) -> str:
@@ -246,10 +307,21 @@ def _no_constants(name: str) -> Any:
 
 
 def loads_strict(raw: bytes | str) -> Any:
-    """json.loads that refuses duplicate keys and NaN/Infinity (they make signatures ambiguous)."""
+    """json.loads that refuses duplicate keys, NaN/Infinity (they make signatures ambiguous) and
+    lone UTF-16 surrogates (`"\\ud800"`: not Unicode, so not encodable as UTF-8 or RFC 8785)."""
     try:
-        return json.loads(raw, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constants)
+        value = json.loads(raw, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constants)
     except EventError:
         raise
     except (ValueError, RecursionError) as e:
         raise EventError("malformed", f"invalid JSON: {str(e)[:200]}") from None
+    # A surrogate can only come from a \u escape (strict UTF-8 decoding refuses encoded ones),
+    # so the full check runs only on bodies that have an escape.
+    if isinstance(raw, str) or b"\\u" in raw:
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise EventError("malformed", "invalid Unicode: a lone surrogate (\\ud800-\\udfff)") from None
+        except RecursionError:
+            raise EventError("malformed", "invalid JSON: nested too deeply") from None
+    return value

@@ -60,7 +60,7 @@ def test_accept_duplicate_scores_and_grades(env):
             act(0, "cam0", "park", "littering", "bag", litter=1),
             act(1, "cam0", "park", "littering", "small", litter=2),
             act(2, "cam0", "park", "cleanup", "small", litter=1),  # gives back the bag's 30
-            act(3, "cam0", "plaza", "cleanup", "bulky", litter=9),  # pre-existing: +100, capped at ceiling
+            act(3, "cam0", "plaza", "cleanup", "bulky", litter=9),  # never counted: nothing to give back
         ],
     )
     r = b.post(evs[0])
@@ -73,7 +73,8 @@ def test_accept_duplicate_scores_and_grades(env):
     assert r.status_code == 200 and [x["status"] for x in r.json()["results"]] == ["duplicate"] + ["accepted"] * 3
     zones = b.zones()
     assert zones["park"]["total_points"] == -10 and zones["park"]["score"] == 990 and zones["park"]["grade"] == "A"
-    assert zones["plaza"]["total_points"] == 100 and zones["plaza"]["score"] == 1000
+    assert zones["plaza"]["total_points"] == 0 and zones["plaza"]["score"] == 1000
+    assert zones["park"]["outstanding_points"] == 10 and zones["park"]["outstanding_litter"] == 1
     detail = b.client.get("/v1/zones/park", params={"limit": 2}).json()
     assert [e["points"] for e in detail["recent"]] == [30, -10]
     assert detail["recent"][0]["kind"] == "cleanup" and detail["entries"] == 3
@@ -91,13 +92,15 @@ def test_cleanup_of_several_items_closes_each_littering(env):
             act(1, "cam11", "yard", "littering", "bag", litter=2),
             # One pick-up took both: the debits come back (30 + 30), whatever the severities say.
             replace(act(2, "cam11", "yard", "cleanup", "small", litter=1), also=((2, "small"),)),
-            # Litter 2's debit is closed: taking it again counts as pre-existing litter (small: 10, not 30).
+            # Litter 2 is closed: taking it again gives nothing (it is not lying there).
             act(3, "cam11", "yard", "cleanup", "small", litter=2),
         ],
     )
     assert [x["status"] for x in b.post(evs).json()["results"]] == ["accepted"] * 4
     z = b.client.get("/v1/zones/yard").json()
-    assert [e["points"] for e in z["recent"]] == [10, 60, -30, -30]
+    # one ledger entry per litter changed, newest first
+    assert [(e["litter"], e["points"]) for e in z["recent"]] == [(2, 0), (2, 30), (1, 30), (2, -30), (1, -30)]
+    assert (z["score"], z["outstanding_points"]) == (1000, 0)
 
 
 def test_every_tampered_field_is_refused(env):
@@ -252,7 +255,7 @@ def test_example_config_starts(tmp_path):
     cfg.write_text(text)
     b = BackendProcess(cfg).start()
     try:
-        assert b.client.get("/v1/zones").json() == {"ceiling": 1000, "zones": []}
+        assert b.client.get("/v1/zones").json() == {"ceiling": 1000, "floor": 0, "zones": []}
         assert "detector_backend_refused_total" in b.client.get("/metrics").text
     finally:
         b.stop()

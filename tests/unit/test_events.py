@@ -34,7 +34,7 @@ def _acts():
         act(0, "cam1", "z1", "littering", "bag", litter=5, snapshot=b"\xff\xd8jpeg"),
         act(1, "cam1", "z2", "littering", "small", litter=6),
         act(2, "cam1", "z1", "cleanup", "small", litter=5),  # severity differs: points come from the littering
-        act(3, "cam1", "z3", "cleanup", "bulky", litter=99),  # pre-existing litter: the severity's points
+        act(3, "cam1", "z3", "cleanup", "bulky", litter=99),  # never counted (no littering, not found): nothing
     ]
 
 
@@ -87,7 +87,7 @@ def test_envelope_fields_points_and_chain(key):
     assert e0["data"]["t_release_ms"] == 0 and e0["data"]["t_notify_ms"] == 250
     assert e0["data"]["evidence_sha256"] == hashlib.sha256(b"\xff\xd8jpeg").hexdigest()
     assert "evidence_sha256" not in evs[1]["data"]
-    assert [e["data"]["points"] for e in evs] == [-30, -10, 30, 100]
+    assert [e["data"]["points"] for e in evs] == [-30, -10, 30, 0]
     assert evs[2]["type"] == "org.cleanledger.cleanup.v1"
     # nothing about persons, only integers in data besides names
     assert set(e0["data"]) == {
@@ -111,6 +111,7 @@ def test_one_cleanup_of_several_items_gives_back_each(key):
     acts = [
         act(0, "cam1", "z1", "littering", "bag", litter=5),
         act(1, "cam1", "z1", "littering", "small", litter=6),
+        act(2, "cam1", "z1", "found", "bulky", litter=7),  # lying there when the camera started
         taken,
     ]
     evs = list(signer.sign_acts(acts, key_path, "s1", "cam1", clip_start=START))
@@ -118,9 +119,10 @@ def test_one_cleanup_of_several_items_gives_back_each(key):
     for e in evs:
         events.check_envelope(e)
         events.check_signature(e, pub)
-    # 30 and 10 back from the two littering acts, 100 for the bulky item that was there before
-    assert evs[2]["data"]["points"] == 140
-    assert evs[2]["data"]["also"] == [{"litter": 6, "severity": "small"}, {"litter": 7, "severity": "bulky"}]
+    # 30 and 10 back from the two littering acts, 100 for the bulky item found lying there
+    assert [e["data"]["points"] for e in evs] == [-30, -10, -100, 140]
+    assert evs[2]["type"] == "org.cleanledger.found.v1" and evs[2]["data"]["act"] == "found"
+    assert evs[3]["data"]["also"] == [{"litter": 6, "severity": "small"}, {"litter": 7, "severity": "bulky"}]
     assert "also" not in evs[0]["data"]
 
 
@@ -168,7 +170,7 @@ def test_configurable_points(key):
     key_path, _, _ = key
     pts = scoring.PointsConfig(small=1, bag=2, bulky=3)
     evs = list(signer.sign_acts(_acts(), key_path, "s1", "cam1", points=pts))
-    assert [e["data"]["points"] for e in evs] == [-2, -1, 2, 3]
+    assert [e["data"]["points"] for e in evs] == [-2, -1, 2, 0]
 
 
 def test_signature_covers_every_field(key):
@@ -210,6 +212,12 @@ def test_signature_covers_every_field(key):
         (lambda e: e["data"].update(points=5), "littering points"),
         (lambda e: e.update(type="org.cleanledger.cleanup.v1"), "type"),
         (lambda e: e.update(time="yesterday"), "time"),
+        (lambda e: e.update(time=e["time"][:-5] + "Z"), "time"),  # no milliseconds
+        (lambda e: e.update(time=e["time"][:-1] + "+00:00"), "time"),  # UTC, but not spelled Z
+        (lambda e: e.update(time=e["time"][:-2] + "1Z"), "timestamp of the id"),
+        (lambda e: e.update(time="9999-12-31T23:59:59.999Z"), "timestamp of the id"),
+        (lambda e: e.update(type="org.cleanledger.found.v1"), "type"),
+        (lambda e: e["data"].update(act="vanished", points=-1), "vanished points must be >= 0"),
         (lambda e: e.update(id="not-a-uuid"), "id"),
         (lambda e: e.update(seq=2**60), "seq"),
         (lambda e: e["data"].update(evidence_sha256=None), "evidence_sha256"),
@@ -225,7 +233,7 @@ def test_schema_refuses(key, mutate, detail):
 
 
 def test_strict_json_loading():
-    for raw in [b'{"a":1,"a":2}', b'{"a":NaN}', b"[1,", b"\xff\xfe", b"[" * 100000]:
+    for raw in [b'{"a":1,"a":2}', b'{"a":NaN}', b"[1,", b"\xff\xfe", b"[" * 100000, b'[{"id":"\\ud800"}]']:
         with pytest.raises(events.EventError) as ex:
             events.loads_strict(raw)
         assert ex.value.reason == "malformed"
@@ -245,3 +253,27 @@ def test_signer_refuses_acts_that_cannot_become_valid_events(key):
     # a box reaching past the frame edge is clamped to 0, not refused
     ok, st = s.sign(dataclasses.replace(act(0, "cam1", zone="z"), box=(-5, 20, 30, 40)), signer.ChainState())
     assert st.seq == 1 and ok["data"]["box"] == [0, 20, 30, 40]
+
+
+def test_times_never_go_back_within_a_chain(key):
+    key_path, _, _ = key
+    late, early = act(5, "cam1", "z1"), act(1, "cam1", "z1", litter=9)  # reported out of time order
+    evs = list(signer.sign_acts([late, early], key_path, "s1", "cam1", clip_start=START))
+    assert evs[0]["time"] == evs[1]["time"] == "2026-03-01T12:00:02.750Z"  # held, not moved back
+    for e in evs:
+        assert events.check_envelope(e).time_ms == events.id_ms(e["id"])
+    first, second = (events.check_envelope(e) for e in evs)
+    events.check_link(2, second.prevhash, 1, events.event_hash(evs[0]), second.time_ms, first.time_ms)
+    with pytest.raises(events.EventError) as ex:
+        events.check_link(2, second.prevhash, 1, events.event_hash(evs[0]), first.time_ms - 1, first.time_ms)
+    assert ex.value.reason == "time_backwards"
+
+
+def test_clock_rule_refuses_times_too_far_ahead_or_behind():
+    now = 1_800_000_000_000
+    events.check_clock(now + 299_000, now, 300, None)
+    events.check_clock(now - 10**12, now, 300, None)  # no bound behind by default: an outage's backlog
+    for when, reason in [(now + 301_000, "time_ahead"), (now - 3_601_000, "time_behind")]:
+        with pytest.raises(events.EventError) as ex:
+            events.check_clock(when, now, 300, 3600)
+        assert ex.value.reason == reason
