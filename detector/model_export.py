@@ -52,6 +52,11 @@ def manifest_entry(onnx_path: Path, name: str, imgsz: int) -> dict:
         "sha256": sha256_of(onnx_path),
         "size": onnx_path.stat().st_size,
         "licence": meta.get("license", "see the checkpoint's licence (Ultralytics weights are AGPL-3.0)"),
+        "source": {
+            "host": "local",
+            "upstream": meta.get("description", "an Ultralytics checkpoint"),
+            "relation": f"exported here with Ultralytics {meta.get('version', '(version not recorded)')}",
+        },
         "family": "ultralytics",
         "input_size": [w, h],
         "preprocess": {

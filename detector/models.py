@@ -26,6 +26,17 @@ class Preprocess(BaseModel):
     std: tuple[float, float, float] = (1.0, 1.0, 1.0)
 
 
+class Source(BaseModel):
+    """Where a model file really comes from: the address in `url` is not always the publisher's."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    # upstream: `url` is the publisher's own file; mirror: a third party's copy or re-export;
+    # local: a file exported here (`detector models export`), with no published address yet.
+    host: Literal["upstream", "mirror", "local"]
+    upstream: str  # the publisher's release (repository, tag or commit, file) the file matches or was made from
+    relation: str  # how this file relates to it: the same bytes, a re-export, a quantisation...
+
+
 class ModelSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     name: str
@@ -35,6 +46,7 @@ class ModelSpec(BaseModel):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     size: int | None = None
     licence: str
+    source: Source
     family: Literal["yolox", "nanodet", "ultralytics", "yunet"]
     input_size: tuple[int, int]  # width, height
     preprocess: Preprocess

@@ -24,7 +24,7 @@ def _run_models(args: argparse.Namespace) -> int:
     from detector.models import MODEL_DIR_VAR, load_manifest
 
     if args.models_cmd == "list":
-        print(f"{'name':14} {'family':11} {'input':8} {'licence':12} where")
+        print(f"{'name':14} {'family':11} {'input':8} {'licence':12} {'source':8} where")
         for spec in load_manifest().values():
             found = locate(spec.asset(), MODEL_DIR_VAR)
             if found.path:
@@ -32,7 +32,8 @@ def _run_models(args: argparse.Namespace) -> int:
             else:
                 where = f"not found; download: {spec.url}" if spec.url else "not found"
             size = f"{spec.input_size[0]}x{spec.input_size[1]}"
-            print(f"{spec.name:14} {spec.family:11} {size:8} {spec.licence.split()[0]:12} {where}")
+            host = spec.source.host
+            print(f"{spec.name:14} {spec.family:11} {size:8} {spec.licence.split()[0]:12} {host:8} {where}")
         return 0
     from detector import model_export
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import re
 import subprocess
 import sys
 import threading
@@ -128,6 +129,20 @@ def test_manifest_is_consistent():
         if spec.task == "detect":
             assert len(spec.classes) == 80 and spec.classes[0] == "person" and spec.classes[39] == "bottle"
     assert {s.family for s in specs.values()} >= {"yolox", "nanodet", "ultralytics", "yunet"}
+
+
+def test_manifest_names_mirrors_as_mirrors():
+    """A shipped model's `url` is the publisher's own file (host: upstream, and the upstream
+    names the url's repository and commit) or a mirror (whose repository is not the upstream)."""
+    for spec in load_manifest().values():
+        assert spec.url and spec.source.host in ("upstream", "mirror"), spec.name
+        owner, repo, commit = re.search(
+            r"github(?:usercontent)?\.com/(?:media/)?([^/]+)/([^/]+)/(?:raw/)?([0-9a-f]{40})/", spec.url
+        ).groups()
+        names_it = f"{owner}/{repo}@{commit[:7]}" in spec.source.upstream
+        assert names_it == (spec.source.host == "upstream"), f"{spec.name}: {spec.source}"
+        assert spec.source.relation
+    assert load_manifest()["yolox-nano"].source.host == "mirror"
 
 
 def test_export_without_the_optional_extra_is_one_line(tmp_path):
