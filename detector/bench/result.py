@@ -10,10 +10,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from detector.bench.plot import render_plot
+from detector.bench.plot import render_delay_plot, render_plot
 from detector.bench.report import render_report
 from detector.bench.runner import ClipRun, run_clips
-from detector.bench.scoring import WINDOW_AFTER_S, WINDOW_BEFORE_S, match_acts, score_totals
+from detector.bench.scoring import (
+    PLACE_GROWTH,
+    WINDOW_AFTER_S,
+    WINDOW_BEFORE_S,
+    ClipScore,
+    match_acts,
+    place_labels,
+    score_totals,
+)
 from detector.bench.truth import KINDS, SCORED_TYPES, TruthClip, load_truth, select_clips
 from detector.config import Settings, load_settings
 from detector.protocol.errors import UserError
@@ -30,6 +38,7 @@ class BenchOptions:
     model_dir: Path | None = None
     report: Path | None = None  # default: beside json, .md
     plot: Path | None = None  # default: beside json, .png
+    delay_plot: Path | None = None  # default: beside json, .delays.png
     jobs: int | None = None  # default: min(clips, CPU count)
     clips: list[str] | None = None  # only these (file name, stem or short name)
     skip_missing: bool = False
@@ -42,6 +51,7 @@ class BenchOutput:
     json: Path
     report: Path
     plot: Path
+    delay_plot: Path
 
 
 def run(options: BenchOptions) -> BenchOutput:
@@ -68,7 +78,8 @@ def run(options: BenchOptions) -> BenchOutput:
     out_json = Path(options.json)
     report = Path(options.report) if options.report else out_json.with_suffix(".md")
     plot = Path(options.plot) if options.plot else out_json.with_suffix(".png")
-    for p in (out_json, report, plot):
+    delay_plot = Path(options.delay_plot) if options.delay_plot else out_json.with_suffix(".delays.png")
+    for p in (out_json, report, plot, delay_plot):
         try:
             p.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -104,13 +115,15 @@ def run(options: BenchOptions) -> BenchOutput:
         children_rss_mb=children_rss,
         skipped=missing,
     )
+    images = {name: os.path.relpath(p, report.parent) for name, p in (("timeline", plot), ("delays", delay_plot))}
     try:
         out_json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-        report.write_text(render_report(result), encoding="utf-8")
+        report.write_text(render_report(result, images), encoding="utf-8")
     except OSError as e:
         raise UserError(f"{e.filename}: cannot write: {e.strerror}") from None
     render_plot(clips, result, plot)
-    return BenchOutput(result, out_json, report, plot)
+    render_delay_plot(result, delay_plot)
+    return BenchOutput(result, out_json, report, plot, delay_plot)
 
 
 def build_result(
@@ -127,35 +140,49 @@ def build_result(
     skipped: list[str],
 ) -> dict[str, Any]:
     """The bench's JSON: totals, per-clip outcomes and speed. `runs[i]` is the run of `clips[i]`."""
-    scores = []
-    per_clip = []
+    scores, located_scores, scored_acts, per_clip = [], [], [], []
+    time_only_events = []  # located judged these on time alone: their truth has no box
     for c, r in zip(clips, runs, strict=True):
-        s = match_acts(c.events, r.acts)
+        # Kinds the bench does not score are kept aside, listed per clip, never matched.
+        acts = [a for a in r.acts if a.kind in KINDS]
+        others = [a for a in r.acts if a.kind not in KINDS]
+        s = match_acts(c.events, acts)
+        loc = match_acts(c.events, acts, located=True)
+        places = place_labels(c.events, acts, loc)
         scores.append(s)
+        located_scores.append(loc)
+        scored_acts.append(acts)
+        time_only_events += [
+            {"file": c.file, "event": i, "type": e.type, "t_start": e.t_start}
+            for i, e in enumerate(c.events)
+            if e.kind is not None and e.box is None
+        ]
         total = s.total
         per_clip.append(
             {
                 "file": c.file,
                 "name": c.name,
-                "acts": [{**a.to_json(), "outcome": o} for a, o in zip(r.acts, s.outcomes)],
+                "acts": [
+                    {**a.to_json(), "outcome": o, "located": lo, "place": pl}
+                    for a, o, lo, pl in zip(acts, s.outcomes, loc.outcomes, places, strict=True)
+                ],
                 "tp": total.tp,
                 "fp": total.fp,
                 "fn": total.fn,
                 "by_type": {k: s.by_kind[k].metrics() for k in KINDS},
-                "matches": [
-                    {
-                        "event": ei,
-                        "type": c.events[ei].type,
-                        "t_start": c.events[ei].t_start,
-                        "act": ai,
-                        "delay_s": round(d, 3),
-                    }
-                    for ei, ai, d in s.matches
-                ],
-                "missed": [
-                    {"event": ei, "type": c.events[ei].type, "t_start": c.events[ei].t_start} for ei in s.missed
-                ],
+                "matches": _matches_json(c, s),
+                "missed": _missed_json(c, s),
                 "delays_s": [round(d, 3) for d in s.delays],
+                "located": {
+                    "tp": loc.total.tp,
+                    "fp": loc.total.fp,
+                    "fn": loc.total.fn,
+                    "by_type": {k: loc.by_kind[k].metrics() for k in KINDS},
+                    "matches": _matches_json(c, loc),
+                    "missed": _missed_json(c, loc),
+                    "delays_s": [round(d, 3) for d in loc.delays],
+                },
+                "other_acts": [a.to_json() for a in others],
                 "frames_analysed": r.frames,
                 "video_s": round(r.video_s, 3),
                 "wall_s": round(r.wall_s, 3),
@@ -164,7 +191,8 @@ def build_result(
                 "realtime_factor": round(r.video_s / r.wall_s, 2) if r.wall_s > 0 else None,
             }
         )
-    totals = score_totals(scores)
+    totals = score_totals(scores, scored_acts)
+    located = score_totals(located_scores, scored_acts)
     video = sum(r.video_s for r in runs)
     wall = sum(r.wall_s for r in runs)
     frames = sum(r.frames for r in runs)
@@ -181,7 +209,19 @@ def build_result(
             "edges": "inclusive",
             "assignment": "optimal (scipy linear_sum_assignment, max matches then min |delay|)",
             "types": SCORED_TYPES,
+            "located": f"the act's box touches the truth box grown by {PLACE_GROWTH:g} of its width and height "
+            "on every side; events without a box are judged on time alone",
+            "scored_kinds": list(KINDS),
         },
+        # The headline: right time and right place.
+        "located": {
+            **located["overall"],
+            "by_type": located["by_type"],
+            "delays": located["delays"],
+            "delays_by_type": located["delays_by_type"],
+            "events_time_only": time_only_events,
+        },
+        # IWDD, time only.
         **totals,
         "speed": {
             "realtime_factor": round(video / wall, 2) if wall > 0 else None,
@@ -196,3 +236,20 @@ def build_result(
         "clips": per_clip,
         "skipped": skipped,
     }
+
+
+def _matches_json(clip: TruthClip, score: ClipScore) -> list[dict[str, Any]]:
+    return [
+        {
+            "event": ei,
+            "type": clip.events[ei].type,
+            "t_start": clip.events[ei].t_start,
+            "act": ai,
+            "delay_s": round(d, 3),
+        }
+        for ei, ai, d in score.matches
+    ]
+
+
+def _missed_json(clip: TruthClip, score: ClipScore) -> list[dict[str, Any]]:
+    return [{"event": ei, "type": clip.events[ei].type, "t_start": clip.events[ei].t_start} for ei in score.missed]

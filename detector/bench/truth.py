@@ -38,7 +38,25 @@ class TruthEvent(BaseModel):
     def _end_after_start(self) -> TruthEvent:
         if self.t_end is not None and self.t_end < self.t_start:
             raise ValueError(f"t_end {self.t_end} is before t_start {self.t_start}")
+        self.box  # noqa: B018 - a malformed where.box is an error in the truth file, not at scoring time
         return self
+
+    @property
+    def box(self) -> tuple[float, float, float, float] | None:
+        """The truth object's box [x1, y1, x2, y2] in pixels of the stored frame, or None when not annotated."""
+        raw = (self.where or {}).get("box")
+        if raw is None:
+            return None
+        if (
+            not isinstance(raw, list | tuple)
+            or len(raw) != 4
+            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in raw)
+        ):
+            raise ValueError(f"where.box must be [x1, y1, x2, y2] numbers, got {raw!r}")
+        x1, y1, x2, y2 = (float(v) for v in raw)
+        if x2 <= x1 or y2 <= y1:
+            raise ValueError(f"where.box {raw!r} has no area (needs x1 < x2 and y1 < y2)")
+        return x1, y1, x2, y2
 
     @property
     def kind(self) -> str | None:

@@ -12,7 +12,9 @@ def add(sub: argparse._SubParsersAction) -> None:
         help="score the detector against ground truth (accuracy and speed)",
         description="Run every clip of a truth file found in DIR (in parallel processes) and score the "
         "recognised acts like the IWDD contest: an act counts when it is notified between 5 s before "
-        "and 10 s after the true onset. Writes JSON, a Markdown report and a timeline plot.",
+        "and 10 s after the true onset. The headline score is located: the act's box must also touch "
+        "the truth box grown by half its size on every side. Writes JSON, a Markdown report, a "
+        "timeline plot and a delay plot.",
     )
     p.add_argument("dir", type=Path, help="directory holding the clips named in the truth file")
     p.add_argument("--truth", type=Path, required=True, help="truth YAML (clips: [{file, events: [...]}])")
@@ -23,6 +25,9 @@ def add(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--report", type=Path, default=None, help="Markdown report (default: beside --json, .md)")
     p.add_argument("--plot", type=Path, default=None, help="timeline PNG (default: beside --json, .png)")
+    p.add_argument(
+        "--delay-plot", type=Path, default=None, help="delay distribution PNG (default: beside --json, .delays.png)"
+    )
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: min(clips, CPU count))")
     p.add_argument(
         "--clips", nargs="+", default=None, metavar="NAME", help="only these clips (file name, stem or name)"
@@ -45,6 +50,7 @@ def _run(args: argparse.Namespace) -> int:
             model_dir=args.model_dir,
             report=args.report,
             plot=args.plot,
+            delay_plot=args.delay_plot,
             jobs=args.jobs,
             clips=args.clips,
             skip_missing=args.skip_missing,
@@ -55,8 +61,11 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def summary_line(result: dict, out_json: Path) -> str:
-    o = result["overall"]
+    """The headline (located), the time-only F1 beside it, and speed."""
+    o, t = result["located"], result["overall"]
     return (
-        f"{len(result['clips'])} clips: TP {o['tp']} FP {o['fp']} FN {o['fn']}  precision {o['precision']:.2f} "
-        f"recall {o['recall']:.2f} F1 {o['f1']:.2f}  {result['speed']['realtime_factor']:.1f}x real time  -> {out_json}"
+        f"{len(result['clips'])} clips, located: TP {o['tp']} FP {o['fp']} FN {o['fn']}  "
+        f"precision {o['precision']:.2f} recall {o['recall']:.2f} F1 {o['f1']:.2f}  "
+        f"(time only: TP {t['tp']} FP {t['fp']} FN {t['fn']} F1 {t['f1']:.2f})  "
+        f"{result['speed']['realtime_factor']:.1f}x real time  -> {out_json}"
     )

@@ -42,10 +42,10 @@ def test_cli_bench_real_clips(tmp_path, footage_dir, model_dir):
     truth.write_text(
         "clips:\n"
         "  - file: indoor_bottle_throw_trash_0001.gif\n"
-        "    events: [{type: litter, t_start: 5.4, t_end: 6.0}]\n"
+        "    events: [{type: litter, t_start: 5.4, t_end: 6.0, where: {box: [65, 130, 90, 150]}}]\n"
         "  - file: porch_bottle_drop_bad2.mp4\n"
         "    events:\n"
-        "      - {type: litter, t_start: 2.3, t_end: 3.0}\n"
+        "      - {type: litter, t_start: 2.3, t_end: 3.0, where: {box: [70, 780, 265, 850]}}\n"
         "      - {type: place, t_start: 8.0, scored: false}\n"
         "  - file: not_in_the_folder.mp4\n"
         "    events: [{type: pickup, t_start: 1.0}]\n"
@@ -98,3 +98,30 @@ def test_cli_bench_real_clips(tmp_path, footage_dir, model_dir):
     image = cv2.imread(str(out.with_suffix(".png")))
     assert image is not None and image.shape[0] > 100 and image.shape[1] > 400
     assert "TP" in r.stdout and "real time" in r.stdout
+
+    # Located (the headline): same events, each act also judged on place.
+    loc = res["located"]
+    assert loc["events_time_only"] == []  # both truth events have a box
+    for key in ("tp", "fp", "fn"):
+        assert loc[key] == sum(c["located"][key] for c in res["clips"])
+    assert loc["tp"] + loc["fn"] == res["overall"]["tp"] + res["overall"]["fn"] == 2
+    assert loc["tp"] <= res["overall"]["tp"]
+    truth_boxes = {
+        "indoor_bottle_throw_trash_0001.gif": (65, 130, 90, 150),
+        "porch_bottle_drop_bad2.mp4": (70, 780, 265, 850),
+    }
+    for c in res["clips"]:
+        for a in c["acts"]:
+            assert a["located"] in {"tp", "fp", "ignored"} and a["place"] in {"ok", "wrong", None}
+            if a["place"] == "ok":  # a located match touches the truth box grown by half its size
+                x1, y1, x2, y2 = truth_boxes[c["file"]]
+                w, h = x2 - x1, y2 - y1
+                assert a["box"][0] <= x2 + w / 2 and a["box"][2] >= x1 - w / 2
+                assert a["box"][1] <= y2 + h / 2 and a["box"][3] >= y1 - h / 2
+        assert len(c["located"]["delays_s"]) == c["located"]["tp"]
+        assert c["other_acts"] == [] or all(o["kind"] not in ("littering", "cleanup") for o in c["other_acts"])
+    assert set(res["located"]["delays_by_type"]) == {"littering", "cleanup"}
+    assert report.index("Accuracy, located") < report.index("Accuracy, time only")
+    delays = cv2.imread(str(out.with_suffix(".delays.png")))
+    assert delays is not None and delays.shape[1] > 400
+    assert "located" in r.stdout

@@ -9,7 +9,21 @@ from pathlib import Path
 
 import pytest
 
-from detector.bench import ActRecord, TruthEvent, load_truth, match_acts, prf, score_totals
+from detector.bench import (
+    ActRecord,
+    ClipRun,
+    TruthClip,
+    TruthEvent,
+    build_result,
+    load_truth,
+    match_acts,
+    prf,
+    score_totals,
+)
+from detector.bench.plot import render_delay_plot, render_plot
+from detector.bench.report import render_report
+from detector.bench.scoring import delay_stats, grown, in_place, place_labels
+from detector.config import Settings
 from detector.protocol.errors import UserError
 from detector.samples import SAMPLE_MANIFEST
 from detector.values import Act
@@ -17,12 +31,12 @@ from detector.values import Act
 PROJECT = Path(__file__).resolve().parents[2]
 
 
-def ev(type_: str, t: float, scored: bool = True) -> TruthEvent:
-    return TruthEvent(type=type_, t_start=t, scored=scored)
+def ev(type_: str, t: float, scored: bool = True, box: list[float] | None = None) -> TruthEvent:
+    return TruthEvent(type=type_, t_start=t, scored=scored, where={"box": box} if box else None)
 
 
-def act(kind: str, t: float) -> ActRecord:
-    return ActRecord(kind, t, t, [0, 0, 10, 10], "bottle")
+def act(kind: str, t: float, box: list[int] | None = None) -> ActRecord:
+    return ActRecord(kind, t, t, box or [0, 0, 10, 10], "bottle")
 
 
 def counts(score, kind: str) -> tuple[int, int, int]:
@@ -130,6 +144,93 @@ def test_scored_event_wins_over_unscored_one():
     assert counts(s, "littering") == (1, 0, 0)
 
 
+# -- place (located score) -------------------------------------------------------------------
+# Truth box [100, 100, 140, 120]: 40 x 20, grown by half on every side -> [80, 90, 160, 130].
+BOX = [100, 100, 140, 120]
+
+
+def test_grown_box_is_half_width_and_height_on_every_side():
+    assert grown(BOX) == (80.0, 90.0, 160.0, 130.0)
+
+
+@pytest.mark.parametrize(
+    ("act_box", "inside"),
+    [
+        ([110, 105, 130, 115], True),  # inside the truth box
+        ([150, 125, 200, 200], True),  # overlaps the grown margin only
+        ([160, 130, 170, 140], True),  # touches the grown box's corner exactly
+        ([160.5, 100, 170, 110], False),  # just right of the grown box
+        ([100, 130.5, 140, 140], False),  # just below it
+        ([0, 0, 79.5, 89.5], False),  # up and left of it
+        ([0, 0, 500, 500], True),  # a large act box around the object
+    ],
+)
+def test_place_edges(act_box, inside):
+    assert in_place(act_box, BOX) is inside
+    time_hit = match_acts([ev("litter", 10.0, box=BOX)], [act("littering", 12.0, act_box)])
+    assert counts(time_hit, "littering") == (1, 0, 0)  # time only never looks at the box
+    s = match_acts([ev("litter", 10.0, box=BOX)], [act("littering", 12.0, act_box)], located=True)
+    assert counts(s, "littering") == ((1, 0, 0) if inside else (0, 1, 1))
+
+
+def test_located_prefers_the_act_in_place_over_the_one_nearer_in_time():
+    events = [ev("pickup", 10.0, box=BOX)]
+    acts = [act("cleanup", 10.5, [400, 400, 420, 420]), act("cleanup", 14.0, [105, 105, 120, 118])]
+    assert match_acts(events, acts).outcomes == ["tp", "fp"]
+    located = match_acts(events, acts, located=True)
+    assert located.outcomes == ["fp", "tp"]
+    assert located.delays == pytest.approx([4.0])
+    assert place_labels(events, acts, located) == ["wrong", "ok"]
+
+
+def test_event_without_box_is_judged_on_time_alone():
+    events = [ev("pickup", 10.0)]  # only a description of the place in the truth file
+    acts = [act("cleanup", 11.0, [400, 400, 420, 420])]
+    located = match_acts(events, acts, located=True)
+    assert counts(located, "cleanup") == (1, 0, 0)
+    assert place_labels(events, acts, located) == ["unknown"]
+
+
+def test_wrong_place_needs_right_time_and_kind():
+    events = [ev("litter", 10.0, box=BOX)]
+    acts = [act("littering", 30.0, [400, 400, 420, 420]), act("cleanup", 11.0, [400, 400, 420, 420])]
+    located = match_acts(events, acts, located=True)
+    assert located.outcomes == ["fp", "fp"]
+    assert place_labels(events, acts, located) == [None, None]  # too late; other kind
+
+
+def test_unscored_events_absorb_on_time_in_the_located_score_too():
+    s = match_acts([ev("place", 10.0, box=BOX)], [act("littering", 12.0, [400, 400, 420, 420])], located=True)
+    assert s.outcomes == ["ignored"] and s.total.fp == 0
+
+
+@pytest.mark.parametrize(
+    ("box", "message"),
+    [("[1, 2, 3]", "where.box must be"), ("[10, 10, 5, 20]", "has no area"), ("[a, 1, 2, 3]", "where.box must be")],
+)
+def test_bad_truth_box_gives_one_line(tmp_path, box, message):
+    p = tmp_path / "truth.yaml"
+    p.write_text(f"clips:\n  - file: a.mp4\n    events: [{{type: litter, t_start: 1, where: {{box: {box}}}}}]\n")
+    with pytest.raises(UserError) as err:
+        load_truth(p)
+    assert message in str(err.value) and "a.mp4" in str(err.value) and "\n" not in str(err.value)
+
+
+# -- acts the bench does not score -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["found", "vanished"])
+def test_other_kinds_are_neither_matched_nor_counted(kind):
+    events = [ev("litter", 10.0, box=BOX), ev("pickup", 20.0, box=BOX)]
+    acts = [act(kind, 11.0, BOX), act(kind, 21.0, BOX), act("littering", 12.0, BOX)]
+    for located in (False, True):
+        s = match_acts(events, acts, located=located)
+        assert s.outcomes == ["other", "other", "tp"]
+        assert counts(s, "littering") == (1, 0, 0)
+        assert counts(s, "cleanup") == (0, 0, 1)
+        assert [a for _, a, _ in s.matches] == [2]
+
+
 # -- metrics --------------------------------------------------------------------------------------
 
 
@@ -160,6 +261,103 @@ def test_score_totals_sum_clips_micro_average():
     assert t["by_type"]["cleanup"]["tp"] == 1 and t["by_type"]["cleanup"]["fp"] == 1
     assert t["delays"]["count"] == 2 and t["delays"]["mean_s"] == pytest.approx(1.0)
     assert not any(math.isnan(v) for m in [t["overall"], *t["by_type"].values()] for v in m.values())
+
+
+def test_delay_stats_distribution():
+    d = delay_stats([4.0, 1.0, 3.0, 2.0, 5.0])
+    assert (d["count"], d["median_s"], d["q1_s"], d["q3_s"], d["min_s"], d["max_s"]) == (5, 3.0, 2.0, 4.0, 1.0, 5.0)
+    assert d["values_s"] == [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert delay_stats([2.5])["q1_s"] == 2.5
+    assert delay_stats([])["count"] == 0 and delay_stats([])["median_s"] is None
+
+
+def test_score_totals_split_delays_by_type():
+    acts = [act("littering", 12.0), act("cleanup", 41.0)]
+    s = match_acts([ev("litter", 10.0), ev("pickup", 40.0)], acts)
+    t = score_totals([s], [acts])
+    assert t["delays_by_type"]["littering"]["values_s"] == [2.0]
+    assert t["delays_by_type"]["cleanup"]["values_s"] == [1.0]
+
+
+# -- the result, report and plots -------------------------------------------------------------------
+
+
+def _result(tmp_path):
+    clips = [
+        TruthClip(file="a.mp4", events=[ev("litter", 10.0, box=BOX), ev("pickup", 30.0)]),
+        TruthClip(file="b.mp4", events=[ev("pickup", 5.0, box=BOX)]),
+        TruthClip(file="negative.mp4"),
+    ]
+    runs = [
+        ClipRun(
+            "a.mp4",
+            [act("littering", 12.0, BOX), act("found", 1.0, BOX), act("cleanup", 33.0)],
+            50,
+            40.0,
+            4.0,
+            1.0,
+            200.0,
+        ),
+        ClipRun("b.mp4", [act("cleanup", 8.0, [400, 400, 420, 420])], 20, 10.0, 1.0, 1.0, 200.0),
+        ClipRun("negative.mp4", [act("vanished", 3.0)], 20, 10.0, 1.0, 1.0, 200.0),
+    ]
+    result = build_result(
+        clips,
+        runs,
+        truth_path=tmp_path / "truth.yaml",
+        settings=Settings(),
+        model_path=tmp_path / "m.onnx",
+        config_path=None,
+        jobs=1,
+        elapsed_s=6.0,
+        children_rss_mb=100.0,
+        skipped=[],
+    )
+    return clips, result
+
+
+def test_result_has_located_next_to_overall_and_lists_other_kinds(tmp_path):
+    _, r = _result(tmp_path)
+    # b.mp4's clean-up is in time but 260 px from the bag: a time-only hit, a located miss.
+    assert (r["overall"]["tp"], r["overall"]["fp"], r["overall"]["fn"]) == (3, 0, 0)
+    assert (r["located"]["tp"], r["located"]["fp"], r["located"]["fn"]) == (2, 1, 1)
+    assert set(r["located"]) >= {"precision", "recall", "f1", "by_type", "delays", "delays_by_type"}
+    assert r["located"]["by_type"]["cleanup"] == {"tp": 1, "fp": 1, "fn": 1, "precision": 0.5, "recall": 0.5, "f1": 0.5}
+    assert r["located"]["events_time_only"] == [{"file": "a.mp4", "event": 1, "type": "pickup", "t_start": 30.0}]
+    a, b, neg = r["clips"]
+    assert [x["kind"] for x in a["acts"]] == ["littering", "cleanup"]
+    assert [x["kind"] for x in a["other_acts"]] == ["found"]
+    assert [x["place"] for x in a["acts"]] == ["ok", "unknown"]
+    assert b["acts"][0]["outcome"] == "tp" and b["acts"][0]["located"] == "fp" and b["acts"][0]["place"] == "wrong"
+    assert b["located"]["missed"] == [{"event": 0, "type": "pickup", "t_start": 5.0}]
+    assert neg["acts"] == [] and [x["kind"] for x in neg["other_acts"]] == ["vanished"]
+    assert (neg["located"]["tp"], neg["located"]["fp"], neg["located"]["fn"]) == (0, 0, 0)
+    assert r["located"]["delays_by_type"]["littering"]["values_s"] == [2.0]
+
+
+def test_report_shows_located_first_then_time_only(tmp_path):
+    _, r = _result(tmp_path)
+    md = render_report(r, {"timeline": "t.png", "delays": "d.png"})
+    located, time_only = md.index("## Accuracy, located"), md.index("## Accuracy, time only")
+    assert located < time_only
+    assert "| overall | 2 | 1 | 1 |" in md[located:time_only] and "| overall | 3 | 0 | 0 |" in md[time_only:]
+    assert "1 of 3 scored events have no box" in md and "a.mp4 pickup @ 30 s" in md
+    assert "| b.mp4 | cleanup | 8.0 |" in md  # right time, wrong place
+    assert "a.mp4: 1 found" in md and "negative.mp4: 1 vanished" in md
+    assert "](d.png)" in md and "](t.png)" in md and "| located, cleanup | 1 |" in md
+
+
+def test_plots_are_written(tmp_path):
+    import cv2
+
+    clips, r = _result(tmp_path)
+    render_plot(clips, r, tmp_path / "t.png")
+    render_delay_plot(r, tmp_path / "d.png")
+    for name in ("t.png", "d.png"):
+        image = cv2.imread(str(tmp_path / name))
+        assert image is not None and image.shape[0] > 100 and image.shape[1] > 400
+    with pytest.raises(UserError, match="cannot write"):
+        render_delay_plot(r, tmp_path / "missing-dir" / "d.png")
 
 
 # -- truth files ------------------------------------------------------------------------------------
