@@ -82,8 +82,9 @@ def run_clip(path: str, settings_data: dict) -> ClipRun:
         last_t = result.frame.time_s
         acts.extend(
             ActRecord(a.kind, float(a.t_notify), float(a.t_release), [int(v) for v in a.box], a.object_class)
+            # Every kind is kept: found / vanished (nobody's act) are never matched by the scorer
+            # but are listed per clip (`other_acts`) so they can be looked at.
             for a in result.acts
-            if a.is_act  # litter found or vanished is nobody's act: never scored against the truth
         )
     wall = time.perf_counter() - t1
     # Video time covered: the header duration (capped by max_seconds), or the last frame's time.
