@@ -1,40 +1,139 @@
-"""FastAPI app: event intake, zone scores, health and Prometheus metrics.
+"""FastAPI app: event intake, zone scores per site, operator voids, evidence, camera views,
+auth, health and Prometheus metrics; the dashboard's pages come from `dashboard.py`.
 
 POST /v1/events takes one event object or a JSON array (batch). A batch is processed in
 order and stops at the first refusal: earlier events stay applied (accepted or duplicate),
 later ones are not processed. The response lists a result per event; its HTTP status is 200
-when nothing was refused, else the refusal's 4xx status, with `reason` and `detail` (503
-when the ledger cannot be written: the sender retries).
+when nothing was refused, else the refusal's 4xx status, with `reason` and `detail`.
 
 At start the ledger is checked (integrity, schema version, not behind the chain heads kept
 beside it: `detector.backend.heads`); a ledger that fails is refused with a one-line error.
-`/healthz` writes to the database (at most once a second) and fails when it cannot.
+`/healthz` writes to the database (at most once a second) and fails when it cannot; a write
+that fails answers 503 with the reason (the sender retries).
+
+Writes from cameras (events, evidence, views) are authenticated by the cameras' signatures;
+everything else except /healthz needs an API key (`Authorization: Bearer KEY`) or a
+dashboard session, with the role each route names.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import re
 import sqlite3
-import threading
 import time
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from fastapi import FastAPI, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from pydantic import BaseModel, Field
 
 from detector.backend import heads as heads_mod
+from detector.backend.auth import Authenticator, AuthError, Principal
 from detector.backend.config import Backend
-from detector.backend.ingest import STATUS, Ingestor
-from detector.backend.store import LedgerStore, SqliteLedgerStore, StorageError, storage_error
+from detector.backend.ingest import RECOVERY, STATUS, Ingestor
+from detector.backend.store import (
+    CameraView,
+    LedgerStore,
+    SourceState,
+    StorageError,
+    ZoneTotal,
+    open_store,
+    storage_error,
+)
 from detector.protocol import keys as keys_mod
 from detector.protocol import scoring
 from detector.protocol.errors import UserError
-from detector.protocol.events import EventError, loads_strict
+from detector.protocol.events import SOURCE_RE, EventError, check_signature, loads_strict
+from detector.protocol.views import check_view
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_IMAGE_TYPES = ((b"\xff\xd8\xff", "image/jpeg"), (b"\x89PNG\r\n\x1a\n", "image/png"))
+SPARK_DAYS = 30
 
 
-def _refusal(reason: str, detail: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"status": "refused", "reason": reason, "detail": detail, **extra}, status_code=STATUS[reason])
+def _refusal(reason: str, detail: str, status: int | None = None, **extra: Any) -> JSONResponse:
+    return JSONResponse(
+        {"status": "refused", "reason": reason, "detail": detail, **extra}, status_code=status or STATUS[reason]
+    )
+
+
+class VoidRequest(BaseModel):
+    reason: str = Field(min_length=1, max_length=500, description="why the act is void (kept and shown)")
+
+
+class KeyRequest(BaseModel):
+    source: str = Field(pattern=SOURCE_RE.pattern, description="/sites/<site>/cameras/<camera>")
+    public_key: str = Field(description="base64 of the 32 raw Ed25519 public key bytes")
+
+
+class RevokeRequest(BaseModel):
+    reason: str = Field("", max_length=500)
+
+
+class Scores:
+    """A zone's score, grade and the last 30 days, from its ledger total (one place for the rule)."""
+
+    def __init__(self, backend: Backend):
+        self.cfg = backend.config.scoring
+
+    def score(self, total: int) -> int:
+        return scoring.score(self.cfg.ceiling, self.cfg.floor, -total)
+
+    def grade(self, score: int) -> str:
+        return self.cfg.grades.grade(score)
+
+    def zone(self, z: ZoneTotal) -> dict:
+        s = self.score(z.total)
+        return {
+            "site": z.site,
+            "zone": z.zone,
+            "score": s,
+            "grade": self.grade(s),
+            "outstanding_points": z.outstanding_points,
+            "outstanding_litter": z.outstanding,
+            "total_points": z.total,
+            "entries": z.entries,
+            "last_time": z.last_time,
+        }
+
+    def history(self, total: int, daily: list[tuple[str, int]], days: int = SPARK_DAYS) -> list[dict]:
+        """Score at the end of each of the last `days` UTC days (today last)."""
+        today = datetime.now(UTC).date()
+        per_day = dict(daily)
+        out, running = [], total
+        for k in range(days):
+            d = (today - timedelta(days=k)).isoformat()
+            out.append({"day": d, "score": self.score(running)})
+            running -= per_day.get(d, 0)
+        return out[::-1]
+
+
+def source_state(s: SourceState) -> dict:
+    return {
+        "source": s.source,
+        "site": s.site,
+        "camera": s.camera,
+        "last_seq": s.last_seq,
+        "last_time": s.last_time,
+        "last_received_at": s.last_received_at,
+        "chain": "blocked" if s.blocked_reason else ("ok" if s.last_seq else "empty"),
+        "blocked": None
+        if not s.blocked_reason
+        else {
+            "reason": s.blocked_reason,
+            "detail": s.blocked_detail,
+            "at": s.blocked_at,
+            "recovery": RECOVERY.get(s.blocked_reason, ["check the camera's outbox and key"]),
+        },
+    }
 
 
 def check_ledger(store: LedgerStore, kept: heads_mod.ChainHeads, where) -> None:
@@ -51,17 +150,18 @@ def check_ledger(store: LedgerStore, kept: heads_mod.ChainHeads, where) -> None:
 def create_app(backend: Backend, store: LedgerStore | None = None) -> FastAPI:
     cfg = backend.config
     own_store = store is None
-    store = store or SqliteLedgerStore(backend.db_path)
+    store = store or open_store(backend.db)
     kept = heads_mod.ChainHeads(backend.heads_file)
     try:
-        check_ledger(store, kept, backend.db_path)
-    except UserError:
+        check_ledger(store, kept, backend.db_display)
+        ingestor = Ingestor(backend, store)
+    except (UserError, StorageError):
         kept.close()
         if own_store:
             store.close()
         raise
-    ingestor = Ingestor(backend, store)
-    lock = threading.Lock()  # one writer: verification and append of a source's chain are serial
+    auth = Authenticator(store, cfg.session_hours, secure_cookie=backend.tls is not None)
+    scores = Scores(backend)
 
     registry = CollectorRegistry()
     events_total = Counter(
@@ -70,6 +170,8 @@ def create_app(backend: Backend, store: LedgerStore | None = None) -> FastAPI:
     refused_total = Counter(
         "detector_backend_refused", "Events or requests refused, by reason", ["reason"], registry=registry
     )
+    voids_total = Counter("detector_backend_voids", "Acts voided by operators", registry=registry)
+    evidence_total = Counter("detector_backend_evidence", "Evidence blobs stored", registry=registry)
     for r in ("accepted", "duplicate"):
         events_total.labels(r)
     for r in STATUS:
@@ -84,44 +186,54 @@ def create_app(backend: Backend, store: LedgerStore | None = None) -> FastAPI:
 
     health: dict[str, Any] = {"probed_at": float("-inf"), "probe_error": None, "write_error": None}
 
-    app = FastAPI(title="detector backend", version="1", docs_url=None, redoc_url=None, lifespan=lifespan)
+    app = FastAPI(
+        title="detector backend", version="1", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan
+    )
     app.state.store = store
     app.state.registry = registry
+    app.state.auth = auth
+    app.state.scores = scores
+    app.state.backend = backend
+    app.state.ingestor = ingestor
 
-    def refuse(reason: str, detail: str, **extra: Any) -> JSONResponse:
+    def need(role: str):
+        def dep(request: Request) -> Principal:
+            # a cookie session reads; changes through the JSON API need the key in a header
+            return auth.require(request, role, allow_cookie=request.method in ("GET", "HEAD"))
+
+        return dep
+
+    viewer, operator, admin = Depends(need("viewer")), Depends(need("operator")), Depends(need("admin"))
+
+    @app.exception_handler(AuthError)
+    async def _auth_error(request: Request, exc: AuthError) -> Response:
+        refused_total.labels(exc.reason).inc()
+        if exc.page:
+            from detector.backend.dashboard import login_page
+
+            return login_page(request, exc.detail, exc.status)
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+        return JSONResponse(
+            {"status": "refused", "reason": exc.reason, "detail": exc.detail}, status_code=exc.status, headers=headers
+        )
+
+    def refuse(reason: str, detail: str, status: int | None = None, **extra: Any) -> JSONResponse:
         refused_total.labels(reason).inc()
-        return _refusal(reason, detail, **extra)
+        return _refusal(reason, detail, status, **extra)
 
     # A read that meets a damaged or unwritable database is the server's trouble, not the
     # client's, and not a bug: 503 with the reason, never a bare 500.
     @app.exception_handler(sqlite3.DatabaseError)
     async def _database_error(_request: Request, e: sqlite3.DatabaseError) -> JSONResponse:
-        err = storage_error(e, backend.db_path)
+        err = storage_error(e, backend.db_display)
         return refuse(err.reason, err.detail)
 
     @app.exception_handler(StorageError)
     async def _storage_error(_request: Request, e: StorageError) -> JSONResponse:
+        health["write_error"] = {"reason": e.reason, "detail": e.detail}
         return refuse(e.reason, e.detail)
 
-    def score(total: int) -> tuple[int, str]:
-        s = scoring.score(cfg.scoring.ceiling, cfg.scoring.floor, -total)
-        return s, cfg.scoring.grades.grade(s)
-
-    def zone_json(z) -> dict:
-        s, g = score(z.total)
-        return {
-            "zone": z.zone,
-            "score": s,
-            "grade": g,
-            "outstanding_points": z.outstanding_points,
-            "outstanding_litter": z.outstanding,
-            "total_points": z.total,
-            "entries": z.entries,
-        }
-
-    @app.post("/v1/events")
-    async def post_events(request: Request) -> Response:
-        limit = cfg.max_body_bytes
+    async def read_body(request: Request, limit: int) -> bytes | JSONResponse:
         declared = request.headers.get("content-length")
         if declared is not None:
             if not declared.isdigit():
@@ -133,8 +245,16 @@ def create_app(backend: Backend, store: LedgerStore | None = None) -> FastAPI:
             body += chunk
             if len(body) > limit:
                 return refuse("too_large", f"body larger than {limit} bytes")
+        return bytes(body)
+
+    # -- camera writes (authenticated by signatures) ---------------------------------------------
+    @app.post("/v1/events")
+    async def post_events(request: Request) -> Response:
+        body = await read_body(request, cfg.max_body_bytes)
+        if isinstance(body, Response):
+            return body
         try:
-            payload = loads_strict(bytes(body))
+            payload = loads_strict(body)
         except EventError as e:
             return refuse(e.reason, e.detail)
         if isinstance(payload, list):
@@ -147,54 +267,93 @@ def create_app(backend: Backend, store: LedgerStore | None = None) -> FastAPI:
             batch = [payload]
         else:
             return refuse("schema", "expected an event object or an array of events")
-
-        results: list[dict] = []
-        counts = {"accepted": 0, "duplicate": 0}
-        refusal: EventError | None = None
-        moved: dict[str, int] = {}
-        with lock:
-            for i, event in enumerate(batch):
-                eid = event.get("id") if isinstance(event, dict) else None
-                eid = eid[:64] if isinstance(eid, str) else None
-                if refusal is not None:
-                    results.append({"index": i, "id": eid, "status": "not_processed"})
-                    continue
-                try:
-                    status, acc = ingestor.ingest(event)
-                except (EventError, StorageError) as e:
-                    if isinstance(e, StorageError):
-                        health["write_error"] = {"reason": e.reason, "detail": e.detail}
-                    refusal = e if isinstance(e, EventError) else EventError(e.reason, e.detail)
-                    results.append({"index": i, "id": eid, "status": "refused", "reason": e.reason, "detail": e.detail})
-                    continue
-                if acc is not None:
-                    moved[acc.source] = acc.seq
-                    health["write_error"] = None
-                counts[status] += 1
-                events_total.labels(status).inc()
-                results.append({"index": i, "id": eid, "status": status})
+        # database work off the event loop: /healthz and reads stay responsive during ingest
+        try:
+            out = await run_in_threadpool(ingestor.ingest_batch, batch)
+        except StorageError as e:
+            health["write_error"] = {"reason": e.reason, "detail": e.detail}
+            return refuse(e.reason, e.detail, accepted=0, duplicates=0, results=[])
+        if out.appended:
+            health["write_error"] = None
+            moved: dict[str, int] = {}
+            for acc in out.appended:
+                moved[acc.source] = acc.seq
             try:
-                kept.record(moved.items())
+                await run_in_threadpool(kept.record, moved.items())
             except sqlite3.Error:  # behind the ledger is harmless; the next request records again
                 pass
-        summary = {"accepted": counts["accepted"], "duplicates": counts["duplicate"], "results": results}
-        if refusal is not None:
-            return refuse(refusal.reason, refusal.detail, **summary)
+        events_total.labels("accepted").inc(out.accepted)
+        events_total.labels("duplicate").inc(out.duplicates)
+        summary = {"accepted": out.accepted, "duplicates": out.duplicates, "results": out.results}
+        if out.refusal is not None:
+            return refuse(out.refusal.reason, out.refusal.detail, **summary)
         return JSONResponse({"status": "ok", **summary})
 
+    @app.put("/v1/evidence/{sha256}")
+    async def put_evidence(sha256: str, request: Request) -> Response:
+        if not _SHA256.match(sha256):
+            return refuse("schema", "the path must be the blob's sha256 (64 lowercase hex digits)", 400)
+        body = await read_body(request, cfg.max_evidence_bytes)
+        if isinstance(body, Response):
+            return body
+        if hashlib.sha256(body).hexdigest() != sha256:
+            return refuse("hash_mismatch", "the body's sha256 is not the one in the path", 400)
+        ctype = next((t for magic, t in _IMAGE_TYPES if body.startswith(magic)), None)
+        if ctype is None:
+            return refuse("unsupported_type", "evidence must be a JPEG or PNG image", 415)
+        if not await run_in_threadpool(store.evidence_named, sha256):
+            # only what an accepted event or view names is kept: nobody can fill the store
+            return refuse("not_named", "no accepted event or camera view names this sha256", 404)
+        new = await run_in_threadpool(store.put_evidence, sha256, ctype, body)
+        if new:
+            evidence_total.inc()
+        return JSONResponse(
+            {"status": "stored" if new else "present", "sha256": sha256}, status_code=201 if new else 200
+        )
+
+    @app.post("/v1/views")
+    async def post_view(request: Request) -> Response:
+        body = await read_body(request, 256 << 10)
+        if isinstance(body, Response):
+            return body
+        try:
+            doc = loads_strict(body)
+            view = check_view(doc)
+            recs = await run_in_threadpool(store.keys, [view.keyid])
+            if not recs or recs[0].source != view.source:
+                raise EventError("unknown_key", f"key {view.keyid} is not registered for {view.source}")
+            if recs[0].revoked:
+                raise EventError("revoked_key", f"key {view.keyid} is revoked")
+            check_signature(doc, ingestor._key(recs[0]))
+        except EventError as e:
+            return refuse(e.reason, e.detail)
+        zones = [{"id": z.id, "polygon": z.polygon} for z in view.zones]
+        cv = CameraView(view.source, view.frame_sha256, view.width, view.height, zones, view.time, time.time())
+        await run_in_threadpool(store.put_view, cv)
+        return JSONResponse({"status": "ok", "frame_sha256": view.frame_sha256})
+
+    # -- reads -----------------------------------------------------------------------------------
+    @app.get("/v1/sites")
+    def list_sites(p: Principal = viewer) -> dict:
+        return {"sites": store.sites()}
+
     @app.get("/v1/zones")
-    def list_zones() -> dict:
-        zones = [zone_json(z) for z in store.zones()]
-        return {"ceiling": cfg.scoring.ceiling, "floor": cfg.scoring.floor, "zones": zones}
+    def list_zones(p: Principal = viewer) -> dict:
+        return {
+            "ceiling": cfg.scoring.ceiling,
+            "floor": cfg.scoring.floor,
+            "zones": [scores.zone(z) for z in store.zones()],
+        }
 
-    @app.get("/v1/sources")
-    def list_sources() -> dict:
-        """Every camera chain: head, accepted gaps, key changes (the audit of recoveries)."""
-        return {"sources": store.sources()}
+    @app.get("/v1/sites/{site}/zones")
+    def site_zones(site: str, p: Principal = viewer) -> dict:
+        return {"site": site, "ceiling": cfg.scoring.ceiling, "zones": [scores.zone(z) for z in store.zones(site)]}
 
-    @app.get("/v1/zones/{zone_id}")
-    def get_zone(zone_id: str, limit: int = Query(cfg.recent_entries, ge=1, le=1000)) -> Response:
-        z = store.zone(zone_id)
+    @app.get("/v1/sites/{site}/zones/{zone}")
+    def get_zone(
+        site: str, zone: str, limit: int = Query(cfg.recent_entries, ge=1, le=1000), p: Principal = viewer
+    ) -> Response:
+        z = store.zone(site, zone)
         if z is None:
             return JSONResponse(
                 {"status": "not_found", "reason": "unknown_zone", "detail": "no ledger entries for this zone"},
@@ -202,18 +361,105 @@ def create_app(backend: Backend, store: LedgerStore | None = None) -> FastAPI:
             )
         return JSONResponse(
             {
-                **zone_json(z),
+                **scores.zone(z),
                 "ceiling": cfg.scoring.ceiling,
-                "floor": cfg.scoring.floor,
-                "recent": store.recent(zone_id, limit),
+                "recent": store.recent(site, zone, limit),
+                "history": scores.history(z.total, store.daily(site, zone, SPARK_DAYS)),
             }
         )
 
+    @app.get("/v1/sites/{site}/cameras")
+    def site_cameras(site: str, p: Principal = viewer) -> dict:
+        return {"site": site, "cameras": [source_state(s) for s in store.source_states(site)]}
+
+    @app.get("/v1/sources")
+    def list_sources(p: Principal = viewer) -> dict:
+        """Every camera chain: head, accepted gaps, key changes (the audit of recoveries)."""
+        return {"sources": store.sources()}
+
+    @app.get("/v1/sites/{site}/views")
+    def site_views(site: str, p: Principal = viewer) -> dict:
+        return {"site": site, "views": [v.__dict__ for v in store.views(site)]}
+
+    @app.get("/v1/evidence/{sha256}")
+    def get_evidence(sha256: str, p: Principal = viewer) -> Response:
+        ev = store.evidence(sha256) if _SHA256.match(sha256) else None
+        if ev is None:
+            return JSONResponse({"status": "not_found", "reason": "unknown_evidence"}, status_code=404)
+        # content-addressed: the bytes behind a hash never change
+        return Response(ev.body, media_type=ev.content_type, headers={"Cache-Control": "private, max-age=86400"})
+
+    @app.get("/v1/stats")
+    def stats(p: Principal = viewer) -> dict:
+        return {
+            "ledger_entries": store.ledger_count(),
+            "schema_version": store.schema_version(),
+            "database": store.dialect,
+        }
+
+    # -- operator and admin ----------------------------------------------------------------------
+    @app.post("/v1/acts/{event_id}/void")
+    def void_act(event_id: str, req: VoidRequest, p: Principal = operator) -> Response:
+        return JSONResponse(void(event_id, req.reason, p))
+
+    def void(event_id: str, reason: str, p: Principal) -> dict:
+        try:
+            v, new = store.void(event_id[:64], p.user.name, reason.strip(), ingestor.compensate)
+        except KeyError:
+            raise RouteRefusal(404, "unknown_act", "no accepted act has this id") from None
+        if new:
+            voids_total.inc()
+        return {
+            "status": "voided" if new else "already_voided",
+            "void": {
+                "event_id": v.event_id,
+                "by": v.voided_by,
+                "at": v.voided_at,
+                "reason": v.reason,
+                "points": v.points,
+            },
+        }
+
+    app.state.void = void
+
+    @app.exception_handler(RouteRefusal)
+    async def _not_found(request: Request, exc: RouteRefusal) -> Response:
+        return JSONResponse({"status": "refused", "reason": exc.reason, "detail": exc.detail}, status_code=exc.status)
+
+    @app.get("/v1/keys")
+    def list_keys(p: Principal = admin) -> dict:
+        return {"keys": [k.__dict__ for k in store.keys()]}
+
+    @app.post("/v1/keys")
+    def add_key(req: KeyRequest, p: Principal = admin) -> Response:
+        try:
+            raw = base64.b64decode(req.public_key, validate=True)
+            if len(raw) != 32:
+                raise ValueError("not 32 bytes")
+        except (binascii.Error, ValueError):
+            return refuse("schema", "public_key: base64 of the 32 raw Ed25519 public key bytes", 400)
+        key = keys_mod.load_public_key(req.public_key)
+        kid = keys_mod.keyid(key)
+        try:
+            new = store.add_key(kid, req.source, keys_mod.public_b64(key), by=p.user.name)
+        except ValueError as e:
+            return refuse("key_mismatch", str(e), 409)
+        return JSONResponse({"status": "added" if new else "present", "keyid": kid}, status_code=201 if new else 200)
+
+    @app.post("/v1/keys/{keyid}/revoke")
+    def revoke_key(keyid: str, req: RevokeRequest, p: Principal = admin) -> Response:
+        if not keys_mod.is_keyid(keyid):
+            return refuse("schema", "a key id is 16 lowercase hex digits", 400)
+        new = store.revoke(keyid, req.reason, by=p.user.name)
+        return JSONResponse({"status": "revoked" if new else "already_revoked", "keyid": keyid})
+
+    # -- operations ------------------------------------------------------------------------------
     @app.get("/healthz")
     def healthz() -> Response:
-        # Two signs the ledger cannot be written: the last event append failed (cleared by the
-        # next that succeeds; a small probe may still fit where an event no longer does), or a
-        # probe write fails (made at most once a second, so polling stays cheap).
+        # Open to probes, so it says only whether the ledger answers and can be written. Two
+        # signs it cannot: the last append failed (cleared by the next that succeeds; a small
+        # probe may still fit where an event no longer does), or a probe write fails (made at
+        # most once a second, so polling stays cheap).
         now = time.monotonic()
         if now - health["probed_at"] >= 1.0:
             try:
@@ -225,31 +471,52 @@ def create_app(backend: Backend, store: LedgerStore | None = None) -> FastAPI:
         error = health["probe_error"] or health["write_error"]
         if error is not None:
             return JSONResponse({"status": "error", **error}, status_code=503)
-        return JSONResponse({"status": "ok", "ledger_entries": store.ledger_count()})
+        return JSONResponse({"status": "ok"})
 
     @app.get("/metrics")
-    def metrics() -> Response:
+    def metrics(p: Principal = viewer) -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi(p: Principal = viewer) -> dict:
+        return app.openapi()
+
+    @app.get("/docs", include_in_schema=False)
+    def docs(p: Principal = viewer) -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="detector backend API")
+
+    from detector.backend.dashboard import router
+
+    app.include_router(router)
     return app
 
 
+class RouteRefusal(Exception):
+    """A JSON refusal raised from inside a route (not an auth failure)."""
+
+    def __init__(self, status: int, reason: str, detail: str):
+        super().__init__(detail)
+        self.status, self.reason, self.detail = status, reason, detail
+
+
 def serve(backend: Backend, host: str, port: int) -> None:
-    """Run the app with uvicorn until interrupted."""
+    """Run the app with uvicorn until interrupted (HTTPS when listen.tls_cert/tls_key are set)."""
     import uvicorn
 
-    uvicorn.run(create_app(backend), host=host, port=port, log_level="warning", access_log=False)
+    tls = {}
+    if backend.tls is not None:
+        tls = {"ssl_certfile": str(backend.tls[0]), "ssl_keyfile": str(backend.tls[1])}
+    uvicorn.run(create_app(backend), host=host, port=port, log_level="warning", access_log=False, **tls)
 
 
-def revoke(backend: Backend, keyid: str, reason: str = "") -> bool:
-    """Record a key revocation in the store (effective at once); True if it is new."""
+def open_backend_store(backend: Backend) -> LedgerStore:
+    """The store of a backend config, for the CLI (keys, users)."""
+    return open_store(backend.db)
+
+
+def check_keyid(keyid: str) -> None:
     if not keys_mod.is_keyid(keyid):
         raise UserError(f"{keyid!r} is not a key id (16 lowercase hex digits)")
-    store = SqliteLedgerStore(backend.db_path)
-    try:
-        return store.revoke(keyid, reason)
-    finally:
-        store.close()
 
 
 def accept_gap(backend: Backend, sources: list[str], next_seq: int | None, reason: str, all_behind: bool) -> list:
@@ -266,7 +533,7 @@ def accept_gap(backend: Backend, sources: list[str], next_seq: int | None, reaso
             raise UserError(f"{s!r} is not a source like /sites/<site>/cameras/<camera>")
     if next_seq is not None and next_seq < 1:
         raise UserError("--next-seq must be >= 1")
-    store = SqliteLedgerStore(backend.db_path)
+    store = open_store(backend.db)
     try:
         if all_behind:
             kept = heads_mod.ChainHeads(backend.heads_file)

@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 
 from detector.protocol import keys as keys_mod
 from detector.protocol.config import Section, load_config
+from detector.protocol.errors import UserError
 from detector.protocol.events import SOURCE_RE
 from detector.protocol.scoring import PointsConfig
 
@@ -17,6 +18,14 @@ from detector.protocol.scoring import PointsConfig
 class ListenConfig(Section):
     host: str = Field("127.0.0.1", description="address to listen on")
     port: int = Field(8080, ge=0, le=65535, description="TCP port (0: any free port)")
+    tls_cert: Path | None = Field(None, description="PEM certificate (chain) for HTTPS; relative to the config file")
+    tls_key: Path | None = Field(None, description="PEM private key of tls_cert; relative to the config file")
+
+    @model_validator(mode="after")
+    def _both(self) -> ListenConfig:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together")
+        return self
 
 
 class GradesConfig(Section):
@@ -76,22 +85,33 @@ class ClockConfig(Section):
 
 class BackendConfig(Section):
     listen: ListenConfig = Field(ListenConfig(), description="HTTP listen address")
-    db: Path = Field(Path("ledger.sqlite3"), description="SQLite file; relative to the config file")
+    db: str = Field(
+        "ledger.sqlite3",
+        description="the ledger database: a SQLite file (relative to the config file) or a postgresql:// URL",
+    )
     heads: Path | None = Field(
         None,
         description="file keeping each source's newest delivered seq, to refuse a lost ledger "
-        "(default: the db path + '.heads'; best on another disk)",
+        "(default: the SQLite db path + '.heads', or ledger.heads beside the config for PostgreSQL;"
+        " best on another disk)",
     )
     clock: ClockConfig = Field(ClockConfig(), description="accepted distance of event times from the backend's clock")
     keys: dict[str, str | list[str]] = Field(
         default_factory=dict,
-        description='source ("/sites/<site>/cameras/<camera>") -> public key(s): PEM file path or inline base64',
+        description='source ("/sites/<site>/cameras/<camera>") -> public key(s): PEM file path or inline base64;'
+        " added to the keys table at start (`detector backend keys add` adds more without a restart)",
     )
-    revoked: list[str] = Field(default_factory=list, description="revoked key ids")
+    revoked: list[str] = Field(
+        default_factory=list, description="revoked key ids, recorded at start (also `detector backend keys revoke`)"
+    )
     scoring: ScoringConfig = Field(ScoringConfig(), description="zone scores and grades")
     max_body_bytes: int = Field(1 << 20, ge=1024, le=64 << 20, description="larger request bodies are refused (413)")
     max_batch: int = Field(1000, ge=1, le=100_000, description="most events in one POST")
     recent_entries: int = Field(50, ge=1, le=10_000, description="default number of recent ledger entries per zone")
+    max_evidence_bytes: int = Field(
+        4 << 20, ge=1024, le=256 << 20, description="largest evidence snapshot or reference frame accepted (413)"
+    )
+    session_hours: float = Field(12.0, gt=0, le=24 * 30, description="how long a dashboard log-in lasts")
 
     @field_validator("keys")
     @classmethod
@@ -115,18 +135,34 @@ class Backend:
     """A loaded configuration: paths resolved, public keys parsed."""
 
     config: BackendConfig
-    db_path: Path
-    keys: dict[str, dict[str, Ed25519PublicKey]]  # source -> keyid -> key
+    db: str  # a resolved SQLite path or a postgresql:// URL
+    keys: dict[str, dict[str, Ed25519PublicKey]]  # source -> keyid -> key (the YAML seed)
     origin: str = "(defaults)"
-    heads_path: Path | None = None  # None: db_path + ".heads"
+    heads_file: Path = Path("ledger.heads")  # resolved: config heads, or the default beside the ledger
+    tls: tuple[Path, Path] | None = None  # (certificate, key)
 
     @property
-    def heads_file(self) -> Path:
-        return self.heads_path or self.db_path.with_name(self.db_path.name + ".heads")
+    def db_display(self) -> str:
+        """The database for messages (a URL without its password)."""
+        from detector.backend.store.base import redact
+
+        return redact(self.db)
+
+
+def _under(base_dir: Path, p: Path) -> Path:
+    return (p if p.is_absolute() else base_dir / p).resolve()
 
 
 def resolve(config: BackendConfig, base_dir: Path, origin: str) -> Backend:
-    db = (config.db if config.db.is_absolute() else base_dir / config.db).resolve()
+    from detector.backend.store import is_postgres
+
+    db = config.db if is_postgres(config.db) else str(_under(base_dir, Path(config.db)))
+    tls = None
+    if config.listen.tls_cert is not None:
+        tls = (_under(base_dir, config.listen.tls_cert), _under(base_dir, config.listen.tls_key))
+        for p in tls:
+            if not p.is_file():
+                raise UserError(f"{origin}: listen: {p} not found")
     keys: dict[str, dict[str, Ed25519PublicKey]] = {}
     for source, specs in config.keys.items():
         specs = [specs] if isinstance(specs, str) else specs
@@ -134,10 +170,13 @@ def resolve(config: BackendConfig, base_dir: Path, origin: str) -> Backend:
         for spec in specs:
             key = keys_mod.load_public_key(spec, base_dir, origin=f"{origin}: keys.{source}")
             keys[source][keys_mod.keyid(key)] = key
-    heads = None
     if config.heads is not None:
-        heads = (config.heads if config.heads.is_absolute() else base_dir / config.heads).resolve()
-    return Backend(config, db, keys, origin, heads)
+        heads = _under(base_dir, config.heads)
+    elif is_postgres(db):
+        heads = _under(base_dir, Path("ledger.heads"))
+    else:
+        heads = Path(db + ".heads")
+    return Backend(config, db, keys, origin, heads, tls)
 
 
 def load_backend_config(path: Path | None) -> Backend:

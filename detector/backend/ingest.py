@@ -6,18 +6,31 @@ the source -> key not revoked -> signature -> duplicate (same source and id, sam
 acknowledged, nothing changes) -> clock (not too far ahead of the backend's) -> chain (seq,
 prevhash, time not before the previous event's; an operator-accepted gap lets one event past a
 seq gap or a prevhash mismatch) -> the points rule (`detector.protocol.scoring.apply`) -> append.
+
+A batch is checked in three steps: the schema of each event (no database), the keys of all
+of them (one query) and their signatures (no database), then one write transaction that
+holds the chain locks of the batch's sources while it checks duplicates and chain links and
+appends. The transaction is where several backend processes meet: whichever takes a
+source's lock first applies an event, the other then sees it as a duplicate.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
 from detector.backend.config import Backend
-from detector.backend.store import Accepted, ChainHead, HeadMoved, LedgerStore
+from detector.backend.store import Accepted, KeyRecord, LedgerStore, LedgerTx
+from detector.protocol import keys as keys_mod
 from detector.protocol import scoring
+from detector.protocol.errors import UserError
 from detector.protocol.events import (
-    GENESIS_PREVHASH,
+    Envelope,
     EventError,
     canonical,
     check_clock,
@@ -25,7 +38,6 @@ from detector.protocol.events import (
     check_link,
     check_signature,
     check_time_order,
-    event_hash,
 )
 
 # HTTP status for each refusal reason
@@ -53,6 +65,44 @@ STATUS = {
 
 _GAP_REASONS = ("seq_gap", "prevhash_mismatch")  # what an operator-accepted gap lets through
 
+# What an operator can do about a camera whose chain is blocked, by refusal reason (shown in
+# the API and on the dashboard). The recovery commands belong to the ledger-integrity work.
+RECOVERY = {
+    "revoked_key": [
+        "register the camera's new key: detector backend keys add SOURCE NEW.pub --config FILE",
+        "re-sign the camera's pending events under the new key on the edge, then let it retry",
+    ],
+    "seq_gap": [
+        "events before this one have not arrived: check that the camera's outbox still holds them",
+        "if they are lost for good, accept the gap: detector backend accept-gap SOURCE --reason ... --config FILE",
+    ],
+    "prevhash_mismatch": [
+        "the camera's chain forked from what the backend holds (a restored or copied outbox)",
+        "accept the gap: detector backend accept-gap SOURCE --reason ... --config FILE",
+    ],
+    "replayed_seq": [
+        "the camera re-used sequence numbers (a restored or reset outbox)",
+        "register the camera under a new source name or key, or have an admin accept the gap",
+    ],
+    "id_conflict": ["the camera sent different content under an accepted event id: check its outbox"],
+    "time_backwards": ["the camera's clock went back: fix its clock (NTP); its next events must not be earlier"],
+    "time_ahead": ["the camera's clock is ahead of the backend's: fix its clock (NTP)"],
+}
+
+
+@dataclass
+class BatchOutcome:
+    results: list[dict] = field(default_factory=list)
+    accepted: int = 0
+    duplicates: int = 0
+    refusal: EventError | None = None
+    appended: list[Accepted] = field(default_factory=list)
+
+
+def _short_id(event: Any) -> str | None:
+    eid = event.get("id") if isinstance(event, dict) else None
+    return eid[:64] if isinstance(eid, str) else None
+
 
 class Ingestor:
     def __init__(self, backend: Backend, store: LedgerStore):
@@ -60,40 +110,129 @@ class Ingestor:
         self.store = store
         self.points = backend.config.scoring.points
         self.clock = backend.config.clock
-        self.config_revoked = frozenset(backend.config.revoked)
-        self.keyid_sources = {kid: src for src, ks in backend.keys.items() for kid in ks}
+        self._parsed: dict[str, Ed25519PublicKey] = {}  # public_b64 -> key (parsing is cheap; this is cheaper)
+
+        self.seed_keys()
+
+    def seed_keys(self) -> None:
+        """Add the YAML's keys and revocations to the store (the keys table is the truth; the
+        YAML only seeds it, so keys added with the CLI need no restart)."""
+        for source, ks in self.backend.keys.items():
+            for kid, key in ks.items():
+                try:
+                    self.store.add_key(kid, source, keys_mod.public_b64(key), by="config")
+                except ValueError as e:
+                    raise UserError(f"{self.backend.origin}: keys.{source}: {e}") from None
+        for kid in self.backend.config.revoked:
+            self.store.revoke(kid, "listed in the config", by="config")
+
+    def _key(self, rec: KeyRecord) -> Ed25519PublicKey:
+        key = self._parsed.get(rec.public_b64)
+        if key is None:
+            key = Ed25519PublicKey.from_public_bytes(base64.b64decode(rec.public_b64))
+            self._parsed[rec.public_b64] = key
+        return key
+
+    def _verify(self, event: dict, env: Envelope, keys: dict[str, KeyRecord]) -> None:
+        rec = keys.get(env.keyid)
+        if rec is None:
+            raise EventError("unknown_key", f"key {env.keyid} is not registered for {env.source}")
+        if rec.source != env.source:
+            raise EventError("key_mismatch", f"key {env.keyid} is registered for another source")
+        if rec.revoked:
+            raise EventError("revoked_key", f"key {env.keyid} is revoked")
+        check_signature(event, self._key(rec))
+
+    def _signed_by(self, event: dict, env: Envelope, keys: dict[str, KeyRecord]) -> bool:
+        """Did the source's own (possibly revoked) key sign this? Only then may its refusal be
+        recorded against the camera: anyone can post, only the camera can block its chain."""
+        rec = keys.get(env.keyid)
+        if rec is None or rec.source != env.source:
+            return False
+        try:
+            check_signature(event, self._key(rec))
+        except EventError:
+            return False
+        return True
 
     def ingest(self, event: Any, now_ms: int | None = None) -> tuple[str, Accepted | None]:
-        """('accepted', what was appended) or ('duplicate', None); raises EventError(reason,
-        detail) for a refusal and StorageError when the ledger cannot be written."""
-        env = check_envelope(event)
-        keys = self.backend.keys.get(env.source)
-        if not keys:
-            raise EventError("unknown_key", f"no key is registered for source {env.source}")
-        key = keys.get(env.keyid)
-        if key is None:
-            if env.keyid in self.keyid_sources:
-                raise EventError("key_mismatch", f"key {env.keyid} is registered for another source")
-            raise EventError("unknown_key", f"key {env.keyid} is not registered for {env.source}")
-        if env.keyid in self.config_revoked or self.store.is_revoked(env.keyid):
-            raise EventError("revoked_key", f"key {env.keyid} is revoked")
-        check_signature(event, key)
+        """One event: ('accepted', what was appended) or ('duplicate', None); raises EventError
+        for a refusal and StorageError when the ledger cannot be written."""
+        out = self.ingest_batch([event], now_ms)
+        if out.refusal is not None:
+            raise out.refusal
+        return out.results[0]["status"], (out.appended[0] if out.appended else None)
 
-        digest = event_hash(event)
-        known = self.store.event_hash(env.source, env.id)
+    def ingest_batch(self, batch: list, now_ms: int | None = None) -> BatchOutcome:
+        """Apply events in order up to the first refusal (earlier ones stay applied)."""
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        out = BatchOutcome()
+        envs: list[Envelope] = []
+        refusal: tuple[int, EventError] | None = None
+        for i, event in enumerate(batch):
+            try:
+                envs.append(check_envelope(event))
+            except EventError as e:
+                refusal = (i, e)
+                break
+        keys = {k.keyid: k for k in self.store.keys({e.keyid for e in envs})} if envs else {}
+        blocked_source: str | None = None
+        for i, env in enumerate(envs):
+            try:
+                self._verify(batch[i], env, keys)
+            except EventError as e:
+                refusal = (i, e)
+                if e.reason == "revoked_key" and self._signed_by(batch[i], env, keys):
+                    blocked_source = env.source
+                envs = envs[:i]
+                break
+        sources = {e.source for e in envs} | ({blocked_source} if blocked_source else set())
+        statuses: list[str] = []
+        if sources:
+            with self.store.transaction(sources) as tx:
+                tx.prefetch_hashes((e.source, e.id) for e in envs)
+                for i, env in enumerate(envs):
+                    try:
+                        statuses.append(self._apply(tx, batch[i], env, now_ms))
+                    except EventError as e:
+                        refusal = (i, e)
+                        tx.block(env.source, e.reason, e.detail, env.seq)
+                        break
+                if blocked_source is not None and refusal is not None and refusal[0] == len(envs):
+                    e = refusal[1]
+                    tx.block(blocked_source, e.reason, e.detail, batch[refusal[0]].get("seq", 0))
+                out.appended = list(tx.o.appended)
+        for i, status in enumerate(statuses):
+            out.results.append({"index": i, "id": _short_id(batch[i]), "status": status})
+            if status == "accepted":
+                out.accepted += 1
+            else:
+                out.duplicates += 1
+        if refusal is not None:
+            i, e = refusal
+            out.refusal = e
+            out.results.append(
+                {"index": i, "id": _short_id(batch[i]), "status": "refused", "reason": e.reason, "detail": e.detail}
+            )
+            for j in range(i + 1, len(batch)):
+                out.results.append({"index": j, "id": _short_id(batch[j]), "status": "not_processed"})
+        return out
+
+    def _apply(self, tx: LedgerTx, event: dict, env: Envelope, now_ms: int) -> str:
+        body = canonical(event)
+        digest = hashlib.sha256(body).hexdigest()  # == events.event_hash(event), one canonicalization
+        known = tx.event_hash(env.source, env.id)
         if known is not None:  # before the clock: a re-sent old event is still acknowledged
             if known == digest:
-                return "duplicate", None
+                return "duplicate"
             raise EventError("id_conflict", f"id {env.id} was accepted with different content")
-
-        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         check_clock(env.time_ms, now_ms, self.clock.max_ahead_s, self.clock.max_behind_s)
-        head = self.store.chain_head(env.source) or ChainHead(0, GENESIS_PREVHASH, None, None)
+        head = tx.head(env.source)
         gap = None
         try:
             check_link(env.seq, env.prevhash, head.seq, head.hash, env.time_ms, head.time_ms)
         except EventError as e:
-            g = self.store.open_gap(env.source) if e.reason in _GAP_REASONS else None
+            g = tx.open_gap(env.source) if e.reason in _GAP_REASONS else None
             if g is None or (g.next_seq is not None and g.next_seq != env.seq):
                 if g is not None:
                     e.detail += f" (the accepted gap expects seq {g.next_seq})"
@@ -103,30 +242,55 @@ class Ingestor:
 
         d = env.data
         items = [(d.litter, d.severity)] + [(a.litter, a.severity) for a in d.also or ()]
-        effect = scoring.apply(
-            self.points, d.act, env.subject, items, lambda litter: self.store.outstanding(env.source, litter)
+        effect = scoring.apply(self.points, d.act, env.subject, items, lambda lid: tx.outstanding(env.source, lid))
+        tx.append(
+            Accepted(
+                source=env.source,
+                seq=env.seq,
+                id=env.id,
+                hash=digest,
+                body=body,
+                keyid=env.keyid,
+                zone=env.subject,
+                kind=d.act,
+                severity=d.severity,
+                object_class=d.object_class,
+                litter=d.litter,
+                claimed_points=d.points,
+                time=env.time,
+                time_ms=env.time_ms,
+                effect=effect,
+                also=tuple(a.litter for a in d.also or ()),
+                gap=gap,
+                evidence_sha256=d.evidence_sha256,
+            )
         )
-        acc = Accepted(
-            source=env.source,
-            seq=env.seq,
-            id=env.id,
-            hash=digest,
-            body=canonical(event),
-            keyid=env.keyid,
-            zone=env.subject,
-            kind=d.act,
-            severity=d.severity,
-            object_class=d.object_class,
-            litter=d.litter,
-            claimed_points=d.points,
-            time=env.time,
-            time_ms=env.time_ms,
-            effect=effect,
-            also=tuple(a.litter for a in d.also or ()),
-            gap=gap,
-        )
-        try:
-            self.store.append(acc, head.seq)
-        except HeadMoved:
-            raise EventError("head_moved", "the chain moved concurrently; retry") from None
-        return "accepted", acc
+        return "accepted"
+
+    @staticmethod
+    def compensate(tx: LedgerTx, entries: list[dict]) -> scoring.Effect:
+        """The effect that voids an accepted act (its ledger `entries`): what the act still does
+        to the litter outstanding, taken back, so the score is again ceiling minus the litter
+        lying there as if the act had not been seen.
+
+        Litter the act opened (a littering or found: entry points < 0) that is still outstanding
+        is closed: its points come back to the zone where it was counted. Already closed by a
+        later clean-up: that clean-up gave the points back, so nothing changes. Litter the act
+        closed (a clean-up or vanished: points > 0) that is not outstanding again is re-opened
+        where it was counted: it is still lying there."""
+        source = entries[0]["source"]
+        out: list[scoring.Entry] = []
+        opened: list[tuple[int, scoring.Litter]] = []
+        closed: list[int] = []
+        for e in entries:
+            lid, pts, zone, sev = int(e["litter"]), int(e["points"]), e["zone"], e["severity"]
+            lying = tx.outstanding(source, lid)
+            if pts < 0 and lying is not None and lying.zone == zone and lying.points == -pts:
+                closed.append(lid)
+                out.append(scoring.Entry(zone, lid, -pts, sev))
+            elif pts > 0 and lying is None:
+                opened.append((lid, scoring.Litter(zone, pts, sev)))
+                out.append(scoring.Entry(zone, lid, -pts, sev))
+            else:
+                out.append(scoring.Entry(zone, lid, 0, sev))
+        return scoring.Effect(tuple(out), tuple(opened), tuple(closed))

@@ -63,13 +63,13 @@ def test_camera_to_zone_ledger(tmp_path, footage_dir, model_dir):
         finally:
             run.send_signal(signal.SIGTERM)
             run.wait(30)
-        zone = backend.client.get("/v1/zones/kerb").json()
+        zone = backend.zone("kerb", site="e2e").json()
         entries = sorted(zone["recent"], key=lambda e: e["entry"])
         assert [e["kind"] for e in entries] == ["littering", "cleanup"], zone
         assert entries[0]["points"] < 0 and entries[1]["points"] == -entries[0]["points"]
         assert zone["score"] == 1000 and zone["grade"] == "A", zone
         # Nothing happened on the path: it has no ledger at all.
-        assert backend.client.get("/v1/zones/path").status_code == 404
+        assert backend.zone("path", site="e2e").status_code == 404
         events = {e["event_id"] for e in entries}
 
     # Evidence: each act stored a blurred JPEG named by its sha256, and the events carry those hashes.

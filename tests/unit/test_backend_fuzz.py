@@ -11,11 +11,11 @@ from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
-from helpers import act, event_fields, get_field, with_field
+from helpers import Chain, event_fields, get_field, with_field
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from detector import signer
+from detector.backend import auth
 from detector.backend.app import create_app
 from detector.backend.config import BackendConfig, resolve
 from detector.protocol import keys
@@ -32,8 +32,10 @@ def api(tmp_path_factory):
     key_path, pub_path, _ = keys.generate("cam", d)
     cfg = BackendConfig.model_validate({"db": str(d / "l.sqlite3"), "keys": {"/sites/s1/cameras/cam": str(pub_path)}})
     app = create_app(resolve(cfg, d, "fuzz"))
-    evs = list(signer.sign_acts([act(i, "cam", f"z{i % 2}") for i in range(400)], key_path, "s1", "cam"))
-    with TestClient(app, raise_server_exceptions=False) as client:
+    chain = Chain.of(key_path, "cam")
+    evs = [chain.event(zone=f"z{i % 2}", litter=i) for i in range(400)]
+    key = auth.add_user(app.state.store, "fuzz", "admin")
+    with TestClient(app, raise_server_exceptions=False, headers={"Authorization": f"Bearer {key}"}) as client:
         yield _Api(client, evs)
 
 
@@ -79,18 +81,18 @@ def test_mutated_genuine_events(api, data):
     mutated = ev
     for f in fields:
         mutated = with_field(mutated, f, data.draw(json_value | st.just(get_field(ev, f))))
-    before = client.get("/healthz").json()["ledger_entries"]
+    before = client.get("/v1/stats").json()["ledger_entries"]
     r = client.post("/v1/events", content=json.dumps(mutated))
     _check(r)
     if r.status_code >= 400:
-        assert client.get("/healthz").json()["ledger_entries"] == before
+        assert client.get("/v1/stats").json()["ledger_entries"] == before
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(zone=st.text(max_size=40), limit=st.text(max_size=8))
 def test_zone_queries(api, zone, limit):
     client, _ = api
-    r = client.get(f"/v1/zones/{quote(zone, safe='')}", params={"limit": limit})
+    r = client.get(f"/v1/sites/s1/zones/{quote(zone, safe='')}", params={"limit": limit})
     assert r.status_code < 500
 
 
