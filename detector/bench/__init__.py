@@ -2,7 +2,8 @@
 
 One module per seam: `truth` (the truth file), `scoring` (matching acts to events and
 counting), `runner` (running clips in worker processes), `report` and `plot` (what a person
-reads), `result` (one bench run from options to files).
+reads), `result` (one bench run from options to files), `loco` (the leave-one-clip-out check
+of settings behind `benchmarks/bench_loco.py`).
 """
 
 from detector.bench.result import BenchOptions, BenchOutput, build_result, run

@@ -125,3 +125,49 @@ def test_cli_bench_real_clips(tmp_path, footage_dir, model_dir):
     delays = cv2.imread(str(out.with_suffix(".delays.png")))
     assert delays is not None and delays.shape[1] > 400
     assert "located" in r.stdout
+
+
+@pytest.mark.footage
+def test_loco_tool_runs_real_clip_and_reuses_its_cache(tmp_path, footage_dir, model_dir):
+    def loco(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [
+                sys.executable,
+                str(PROJECT / "benchmarks" / "bench_loco.py"),
+                str(footage_dir),
+                "--param",
+                "acts.dwell_s=0.5",
+                "--clips",
+                "indoor_bottle_throw_trash_0001.gif",
+                "porch_bottle_drop_bad2.mp4",
+                "--cache",
+                str(tmp_path / "cache"),
+                "--model-dir",
+                str(model_dir),
+                "--jobs",
+                "2",
+                *extra,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            cwd=PROJECT,
+        )
+
+    first = loco("--out", str(tmp_path / "one"))
+    assert first.returncode == 0, first.stderr
+    assert "4 clip runs: 0 cached, 4 to run" in first.stderr
+    assert len(list((tmp_path / "cache").glob("*.json"))) == 4
+    again = loco("--out", str(tmp_path / "two"))
+    assert again.returncode == 0, again.stderr
+    assert "4 clip runs: 4 cached, 0 to run" in again.stderr
+    one, two = (json.loads((tmp_path / d / "loco.json").read_text()) for d in ("one", "two"))
+    assert one["params"] == two["params"]  # the cache gives back the same runs
+    (p,) = one["params"]
+    assert p["param"] == "acts.dwell_s" and p["values"] == [0.5, 1.0] and p["default"] == 1.0
+    assert [h["clip"] for h in p["held_out"]] == ["indoor_bottle_throw_trash_0001.gif", "porch_bottle_drop_bad2.mp4"]
+    for row in p["all_clips"]:  # two scored events, each found or missed at every value
+        assert row["tp"] + row["fn"] == 2
+    assert "acts.dwell_s" in (tmp_path / "one" / "loco.md").read_text()
+    bad = loco("--out", str(tmp_path / "bad"), "--param", "acts.nope=1")
+    assert bad.returncode == 2 and bad.stderr.strip().endswith("no such setting ('nope' unknown)")
