@@ -6,7 +6,7 @@ import pytest
 
 from detector.acts import ActRecogniser, Person, Sighting
 from detector.config import ActsConfig, CameraConfig, ZoneConfig
-from detector.scene import SceneView, StaticObject
+from detector.scene import SceneView, StaticObject, ViewTransform
 from detector.zones import WHOLE_VIEW, ZoneMap
 
 FPS = 5.0
@@ -24,6 +24,7 @@ class Run:
         self.i = 0
         self.acts = []
         self.watched: dict[int, tuple] = {}
+        self.view = ViewTransform()  # how the camera's view moved since it started
 
     def frames(
         self, seconds: float, people=(), objects=(), changed=None, sightings=(), relit=False, detect_every: int = 1
@@ -31,7 +32,7 @@ class Run:
         """`detect_every`: the detector runs on every n-th frame only (a motion gate)."""
         new = []
         for k in range(round(seconds * FPS)):
-            view = SceneView(self.t, tuple(objects), dict(changed or {}), relit)
+            view = SceneView(self.t, tuple(objects), dict(changed or {}), relit, view=self.view)
             ran = k % detect_every == 0
             step = self.rec.step(
                 self.t,
@@ -370,9 +371,8 @@ def test_litter_follows_a_knocked_camera():
     left_bag(run)
     run.frames(5.0, people=[(7, FAR)], objects=[bag(2.0)])
     lid = run.acts[0].litter_id
-    view = SceneView(run.t, (), {}, shift=(60.0, 0.0))
-    run.rec.step(run.t, run.i, [], [], view, True)
-    run.t = round(run.t + 1 / FPS, 6)
+    run.view = ViewTransform(offset=(60.0, 0.0))
+    run.frames(0.2)
     moved = (BAG[0] + 60, BAG[1], BAG[2] + 60, BAG[3])
     assert run.rec.litter() == [(lid, moved, "unknown")]
     run.frames(2.0, people=[(9, (450, 140, 510, 340))], changed={lid: 0.9})  # overlaps only the moved bag

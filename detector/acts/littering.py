@@ -1,0 +1,79 @@
+"""Littering: a static region that was *added* next to a person (its owner: the person
+nearest when it appeared) has lain unattended for `dwell_s`.
+
+Attendance counts any person, not only the owner: track ids switch under occlusion, and a
+crowd around an object is no sign it was left. A drop must be plausible: the owner stood on
+the same ground (their foot line near the object's bottom), the region is no taller than
+them, is not where people stood (mostly covered by person boxes and person-sized), is not
+cut by the top of the view, and is not on or beside a vehicle seen lately unless clearly in
+front of it on the ground.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from detector.acts.recent import Recent
+from detector.acts.values import Candidate, Person, size
+from detector.boxes import gap, overlaps
+from detector.config import ActsConfig
+
+
+def find_owner(cfg: ActsConfig, cand: Candidate, recent: Recent) -> None:
+    """The person nearest to the object around the time it appeared, if close enough."""
+    best: tuple[float, Person] | None = None
+    # A change older than anyone in view has no owner at all.
+    for _, people in recent.people_around(cand.since):
+        for p in people:
+            d = gap(p.box, cand.box)
+            # A dropped object comes to rest on the ground the person stands on, so its
+            # bottom is near their foot line; a change up at head height (foliage, a
+            # load on a truck, someone leaving at the top of the view) was not dropped.
+            grounded = abs(cand.box[3] - p.box[3]) <= cfg.foot_band * p.height
+            if grounded and d <= cfg.owner_reach * p.height and (best is None or d < best[0]):
+                best = (d, p)
+    if best is not None:
+        cand.owner, cand.owner_height = best[1].track_id, best[1].height
+
+
+def person_ghost(cfg: ActsConfig, cand: Candidate, recent: Recent) -> bool:
+    """A region about as tall as a person, that person boxes mostly covered just before
+    it appeared, is where people stood (one, or a group standing together whose boxes
+    each hold only part of it), not an object they put down."""
+    b = cand.box
+    w, h = b[2] - b[0], b[3] - b[1]
+    if w <= 0 or h <= 0:
+        return False
+    for _, people in recent.people_around(cand.since):
+        near = [p for p in people if overlaps(p.box, b) and h >= cfg.person_like_frac * p.height]
+        if not near:
+            continue
+        covered = np.zeros((h, w), bool)  # union of the boxes, in the region's own pixels
+        for p in near:
+            covered[
+                max(0, p.box[1] - b[1]) : max(0, p.box[3] - b[1]), max(0, p.box[0] - b[0]) : max(0, p.box[2] - b[0])
+            ] = True
+        if covered.mean() >= 0.5:
+            return True
+    return False
+
+
+def attends(cfg: ActsConfig, p: Person, box) -> bool:
+    """A person near enough to an object to be looking after it (AVSS 2007 used 2x the
+    object's width; a small object is also attended within a fraction of the person's height)."""
+    return gap(p.box, box) <= max(cfg.attend_factor * size(box), cfg.attend_person_frac * p.height)
+
+
+def is_littering(cfg: ActsConfig, cand: Candidate, t: float) -> bool:
+    """An owned, plausible, settled object that has lain unattended for `dwell_s`."""
+    return (
+        cand.owner is not None
+        and size(cand.box) >= cfg.min_size_frac * cand.owner_height
+        # Lying on the ground, anything one person carried stands lower than they do;
+        # a taller region is people standing together, or a part of the scene.
+        and cand.box[3] - cand.box[1] <= cfg.max_height_frac * cand.owner_height
+        and t - cand.change_since >= cfg.confirm_s
+        and t - cand.since >= cfg.min_static_s
+        and cand.unattended_since is not None
+        and t - cand.unattended_since >= cfg.dwell_s
+    )

@@ -1,0 +1,52 @@
+"""What the recogniser saw lately: people (to find an owner or a toucher) and vehicles."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+
+from detector.acts.values import Person
+from detector.boxes import overlaps
+from detector.config import ActsConfig
+from detector.values import Box
+
+
+class Recent:
+    def __init__(self, cfg: ActsConfig) -> None:
+        self.cfg = cfg
+        self._people: deque[tuple[float, tuple[Person, ...]]] = deque()
+        self._vehicles: deque[tuple[float, list[Box]]] = deque()
+
+    def add(self, time_s: float, people: list[Person], vehicles: list[Box]) -> None:
+        cfg = self.cfg
+        self._people.append((time_s, tuple(people)))
+        horizon = max(cfg.owner_lookback_s, cfg.touch_memory_s) + 1.0
+        while self._people and time_s - self._people[0][0] > horizon:
+            self._people.popleft()
+        if vehicles:
+            self._vehicles.append((time_s, vehicles))
+        while self._vehicles and time_s - self._vehicles[0][0] > cfg.vehicle_memory_s:
+            self._vehicles.popleft()
+
+    def people(self) -> Iterator[tuple[float, tuple[Person, ...]]]:
+        """(time, people in view) for every frame kept, oldest first."""
+        return iter(self._people)
+
+    def people_around(self, since: float) -> Iterator[tuple[float, tuple[Person, ...]]]:
+        """The frames of the `owner_lookback_s` before `since`: whoever left something was
+        there when it appeared; someone first seen afterwards is a passer-by."""
+        for ts, people in self._people:
+            if since - self.cfg.owner_lookback_s <= ts <= since:
+                yield ts, people
+
+    def by_vehicle(self, box: Box) -> bool:
+        """On or next to a vehicle seen lately, and not clearly in front of it on the ground
+        (its bottom below the vehicle's): part of the vehicle or of where it stood."""
+        m = self.cfg.vehicle_margin
+        for _, boxes in self._vehicles:
+            for v in boxes:
+                dx, dy = (v[2] - v[0]) * m, (v[3] - v[1]) * m
+                near = overlaps((v[0] - dx, v[1] - dy, v[2] + dx, v[3] + dy), box)
+                if near and box[3] < v[3] + dy:
+                    return True
+        return False

@@ -1,0 +1,220 @@
+"""The act recogniser: littering and clean-up, a state machine over small typed values.
+
+Input per frame: the people in view (short-lived track ids, kept inside the worker),
+carryable-object detections, and scene memory's `SceneView` (static regions and how
+much each watched litter region has changed). Output: `Act`s, plus which litter
+regions scene memory should start or stop watching. Pure: no I/O, no images.
+
+Everything remembered (litter, candidates, recent people and vehicles) is kept in the view
+the camera started with; the view transform scene memory reports maps it to where it lies
+in the frame now, so a knocked camera moves nothing here.
+
+Litter is keyed on its location: an object reappearing where known litter lies (or lay)
+re-arms that record and never gives a second littering act.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from detector.acts.cleanup import Cleanups
+from detector.acts.littering import attends, find_owner, is_littering, person_ghost
+from detector.acts.recent import Recent
+from detector.acts.startup import StartupScan
+from detector.acts.values import ActsStep, Candidate, Litter, Person, Sighting, size
+from detector.boxes import cover, gap, overlaps
+from detector.config import ActsConfig
+from detector.scene import SceneView, StaticObject, ViewTransform
+from detector.values import Act, Box, Severity
+from detector.zones import ZoneMap
+
+
+class ActRecogniser:
+    def __init__(self, cfg: ActsConfig, zones: ZoneMap, camera: str, frame_size: tuple[int, int] | None = None) -> None:
+        self.cfg = cfg
+        self.zones = zones
+        self.camera = camera
+        self.frame_size = frame_size  # (w, h); set from the first frame if None
+        self._view = ViewTransform()
+        self._recent = Recent(cfg)
+        self._startup = StartupScan(cfg)
+        self._cleanups = Cleanups(cfg)
+        self._candidates: dict[int, Candidate] = {}
+        self._first_seen: dict[int, float] = {}  # static region key -> first time reported
+        self._litter: dict[int, Litter] = {}
+        self._next_litter = 1
+        self._settle_until = -1.0
+        self._t0: float | None = None
+
+    # -- public -------------------------------------------------------------------------
+    def litter(self) -> list[tuple[int, Box, str]]:
+        """Litter currently lying in view: (litter_id, box in frame pixels, class)."""
+        return [
+            (lit.litter_id, self._view.to_frame(lit.box), lit.object_class)
+            for lit in self._litter.values()
+            if lit.present
+        ]
+
+    def step(
+        self,
+        time_s: float,
+        frame_index: int,
+        people: list[Person],
+        sightings: list[Sighting],
+        view: SceneView,
+        detected: bool = True,
+    ) -> ActsStep:
+        """`detected`: whether the detector ran on this frame (a motion gate may skip it;
+        then `people` and `sightings` are empty for lack of a look, not of things)."""
+        cfg = self.cfg
+        out = ActsStep()
+        if self._t0 is None:
+            self._t0 = time_s
+        # Into the starting view, where everything remembered is kept.
+        self._view = tv = view.view
+        people = [Person(p.track_id, tv.from_frame(p.box)) for p in people]
+        sightings = [Sighting(tv.from_frame(s.box), s.object_class, s.score) for s in sightings]
+        self._recent.add(time_s, people, [s.box for s in sightings if s.object_class in cfg.vehicle_classes])
+        if view.relit or view.reset:
+            self._settle_until = time_s + cfg.settle_s
+        if view.reset:
+            self._candidates.clear()  # the regions they stood on are gone with the backgrounds
+        for box, cls in self._startup.step(time_s - self._t0, people, sightings, detected):
+            litter = self._new_litter(box, cls, None)
+            if litter is not None:
+                out.watch.append((litter.litter_id, tv.to_frame(box)))
+
+        for obj in view.objects:
+            self._static_object(obj, time_s, frame_index, people, out)
+        changed = view.changed
+        out.unwatch += self._cleanups.watch(self._litter.values(), time_s, people, sightings, changed)
+        for group in self._cleanups.pickups(time_s, self._litter.values()):
+            out.acts.append(self._cleanup_act(group, time_s, frame_index))
+        return out
+
+    # -- static regions ----------------------------------------------------------------------
+    def _static_object(self, obj: StaticObject, t: float, idx: int, people: list[Person], out: ActsStep) -> None:
+        cfg = self.cfg
+        # Cut by the top of the view: an object lying on the ground is seen whole, so this is
+        # something tall or overhead (a person leaving the view, foliage).
+        top_cut = obj.box[1] <= 0
+        obj = replace(obj, box=self._view.from_frame(obj.box))
+        # One location, one litter: a region on or right next to known litter is a piece of it.
+        known = next((lit for lit in self._litter.values() if cover(lit.box, obj.box) >= 0.5), None)
+        if known is None and any(gap(lit.box, obj.box) < size(lit.box) for lit in self._litter.values() if lit.present):
+            return
+        if known is not None:
+            if not known.present and obj.change == "added":
+                if any(overlaps(p.box, known.box) for p in people):
+                    return  # still being put down: watch it once it lies there on its own
+                # The object is back where it was taken from: re-arm, never a second act.
+                self._cleanups.put_back(known)
+                out.watch.append((known.litter_id, self._view.to_frame(known.box)))
+            return
+        first = self._first_seen.setdefault(obj.key, t)
+        if t - first < cfg.confirm_s:
+            return  # fragments of passing people flicker; objects persist
+        if (
+            obj.scenery
+            or t < self._settle_until
+            or (obj.object_class != "unknown" and obj.object_class not in cfg.carryable_classes)
+        ):
+            return
+        cand = self._candidates.get(obj.key)
+        if cand is None:
+            cand = self._candidates[obj.key] = Candidate(obj.key, obj.box, obj.since, obj.object_class)
+        if cand.done:
+            return
+        cand.box, cand.object_class = obj.box, obj.object_class
+        if self._recent.by_vehicle(cand.box):
+            cand.done = True  # a door, a load, or ground a vehicle uncovered
+            return
+        if top_cut:
+            cand.done = True
+            return
+        if any(attends(cfg, p, cand.box) for p in people):
+            cand.unattended_since = None
+        elif cand.unattended_since is None:
+            cand.unattended_since = t
+        # The added/removed verdict is only trusted once it held for the whole wait.
+        if obj.change != cand.change:
+            cand.change, cand.change_since = obj.change, t
+        if obj.change == "removed":
+            found = self._cleanups.removed(
+                cand, obj, t, self._recent, self._startup.early_people, self._litter.values()
+            )
+            if found is not None:
+                touched, height = found
+                litter = self._new_litter(obj.box, obj.object_class, height)
+                if litter is not None:
+                    self._cleanups.gone(litter, touched, t)
+            return
+        if cand.owner is None:
+            find_owner(cfg, cand, self._recent)
+        if person_ghost(cfg, cand, self._recent):
+            cand.done = True  # where someone stood still, not something they left
+            return
+        if is_littering(cfg, cand, t):
+            cand.done = True
+            litter = self._new_litter(cand.box, cand.object_class, cand.owner_height)
+            if litter is None:
+                return
+            out.watch.append((litter.litter_id, self._view.to_frame(litter.box)))
+            out.acts.append(self._act("littering", litter, cand.since, t, idx))
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _new_litter(self, box: Box, cls: str, person_height: float | None) -> Litter | None:
+        frame_box = self._view.to_frame(box)
+        zone = self.zones.zone_of((frame_box[0] + frame_box[2]) / 2, frame_box[3])  # foot point
+        if zone is None:
+            return None  # outside every configured zone: not watched
+        litter = Litter(self._next_litter, box, cls, self._severity(box, cls, person_height), zone)
+        self._litter[litter.litter_id] = litter
+        self._next_litter += 1
+        return litter
+
+    def _severity(self, box: Box, cls: str, person_height: float | None) -> Severity:
+        cfg = self.cfg
+        h = box[3] - box[1]
+        if person_height:
+            r = h / person_height
+            sev: Severity = "small" if r < cfg.small_frac else ("bulky" if r > cfg.bulky_frac else "bag")
+        elif self.frame_size:
+            w, fh = self.frame_size
+            a = (box[2] - box[0]) * h / float(w * fh)
+            sev = "small" if a < 0.005 else ("bulky" if a > 0.04 else "bag")
+        else:
+            sev = "bag"
+        if cls in cfg.bag_classes and sev == "small":
+            sev = "bag"
+        elif cls in cfg.carryable_classes and cls not in cfg.bag_classes and sev == "bulky":
+            sev = "bag"
+        return sev
+
+    def _cleanup_act(self, group: list[Litter], t: float, idx: int) -> Act:
+        """One clean-up act for one pick-up: the box around every item, the others in `also`."""
+        first = group[0]
+        act = self._act("cleanup", first, max(m.taken for m in group), t, idx)
+        if len(group) > 1:
+            box = (
+                min(m.box[0] for m in group),
+                min(m.box[1] for m in group),
+                max(m.box[2] for m in group),
+                max(m.box[3] for m in group),
+            )
+            act = replace(act, box=self._view.to_frame(box), also=tuple((m.litter_id, m.severity) for m in group[1:]))
+        return act
+
+    def _act(self, kind: str, litter: Litter, t_release: float, t: float, idx: int) -> Act:
+        return Act(
+            kind=kind,
+            camera=self.camera,
+            zone=litter.zone,
+            object_class=litter.object_class,
+            box=self._view.to_frame(litter.box),
+            severity=litter.severity,
+            t_release=float(t_release),
+            t_notify=float(t),
+            litter_id=litter.litter_id,
+            frame_index=idx,
+        )
