@@ -50,6 +50,8 @@ def render_plot(clips: list[TruthClip], result: dict[str, Any], path: Path) -> N
                 solid_capstyle="butt",
             )
             ax.plot([e.t_start], [y], marker="|", ms=16, color=colour)
+            if e.kind and e.box is None:  # place cannot be checked: located judges it on time alone
+                ax.plot([e.t_start + 0.6], [y - 0.17], marker="$?$", ms=7, color="0.25")
         for a in rc["acts"]:
             colour = TYPE_COLOURS[a["kind"]]
             if a["located"] == "tp":
@@ -87,6 +89,7 @@ def render_plot(clips: list[TruthClip], result: dict[str, Any], path: Path) -> N
         Patch(color="tab:red", alpha=0.5, label="truth litter/abandon (shade: -5/+10 s window)"),
         Patch(color="tab:green", alpha=0.5, label="truth pickup"),
         Patch(color="0.5", alpha=0.35, label="unscored truth"),
+        Line2D([], [], ls="", marker="$?$", ms=7, color="0.25", label="truth without a box (time only)"),
         Line2D([], [], ls="", marker="v", color="0.4", mec="black", label="act, located true positive"),
         Line2D([], [], ls="", marker="X", color="0.4", mec="black", label="act, false positive"),
         Line2D([], [], ls="", marker="s", color="0.4", mec="tab:orange", mew=2, label="act, right time, wrong place"),
