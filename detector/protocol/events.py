@@ -152,8 +152,42 @@ def check_envelope(event: Any) -> Envelope:
 # -- canonical bytes, hashes, signatures ----------------------------------------------------
 
 
+def _plain(obj: Any) -> bool:
+    """True when the standard library's sorted, compact JSON of `obj` is byte for byte its
+    RFC 8785 form: no floats (JCS prints numbers the ECMAScript way), integers within the
+    I-JSON range (JCS refuses larger ones) and ASCII object keys (JCS sorts keys by UTF-16
+    code units, Python by code points; for ASCII the orders agree). Strings need no check:
+    both escape exactly `"`, `\\` and the control characters, in the same spelling."""
+    stack = [obj]
+    while stack:
+        o = stack.pop()
+        if isinstance(o, str) or o is None or isinstance(o, bool):
+            continue
+        if isinstance(o, int):
+            if -MAX_INT <= o <= MAX_INT:
+                continue
+            return False
+        if isinstance(o, dict):
+            for k, v in o.items():
+                if not (isinstance(k, str) and k.isascii()):
+                    return False
+                stack.append(v)
+        elif isinstance(o, list):
+            stack.extend(o)
+        else:
+            return False
+    return True
+
+
 def canonical(obj: Any) -> bytes:
-    """RFC 8785 (JCS) canonical JSON bytes."""
+    """RFC 8785 (JCS) canonical JSON bytes.
+
+    Events hold only integers, ASCII keys and strings, for which `json.dumps` with sorted keys
+    and no spaces already is the canonical form, about five times faster than the pure-Python
+    `rfc8785` (the backend canonicalizes every event twice); anything else goes to `rfc8785`.
+    tests/unit/test_canonical.py checks the two agree."""
+    if _plain(obj):
+        return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     return rfc8785.dumps(obj)
 
 
