@@ -1,34 +1,132 @@
-"""Backend and sender throughput on this machine (a benchmark, not a test).
+"""Backend load: ingest rate with 1 and 2 backend processes, and zone reads while it runs
+(a benchmark, not a test). Loopback only; bounded by its arguments.
 
-    .venv/bin/python benchmarks/bench_backend.py [--events 2000]
+    flock /tmp/bench.lock .venv/bin/python benchmarks/bench_backend.py \\
+        --db postgresql://postgres@127.0.0.1:5432 --db sqlite [--cameras 5000] [--rows 1000000]
 
-Starts `detector backend serve` in its own process on a free loopback port with a fresh
-SQLite ledger, then measures signed events accepted per second:
-  1. single-event POSTs (one HTTP request per event, keep-alive),
-  2. batches of 100 per POST,
-  3. the edge path: events committed to an outbox, drained by `Sender` + `HttpSink`,
-and prints a table. Signing is done before timing (except for the outbox fill, reported apart).
+For each database (`sqlite`, or a PostgreSQL server URL: a scratch database is created on it
+and dropped afterwards):
+  1. registers `--cameras` simulated cameras (real Ed25519 keys) over `--sites` sites, two
+     zones each;
+  2. fills the ledger to `--rows` rows with real signed events through the backend's own
+     ingest code (in-process, two workers: this is setup, not measured);
+  3. for 1 and 2 `detector backend serve` processes on that database: every camera sends
+     `--per-camera` more signed events (signed before timing), posted in batches of
+     `--cameras-per-post` cameras (an edge box forwarding its cameras' outboxes) by
+     `--senders` threads spread over the processes, while one reader thread GETs a random
+     site's zones as fast as it can; reports events/s and the GET latencies.
+Prints a Markdown table; `--json` also writes the numbers.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import random
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import yaml
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from detector import signer
-from detector.outbox import Outbox, Sender
+from detector.backend import auth
+from detector.backend.config import BackendConfig, resolve
+from detector.backend.ingest import Ingestor
+from detector.backend.store import open_store
 from detector.protocol import events, keys
-from detector.signer import EventSigner
-from detector.sinks.http import HttpSink
-from detector.values import Act
+
+SEVERITIES = ("small", "bag", "bulky")
+
+
+def camera_key(i: int) -> Ed25519PrivateKey:
+    """Camera i's key, the same in every process (derived: nothing to ship between them)."""
+    return Ed25519PrivateKey.from_private_bytes(hashlib.sha256(f"bench-camera-{i}".encode()).digest())
+
+
+def camera_source(i: int, sites: int) -> tuple[str, str]:
+    return f"site{i % sites:03d}", f"cam{i:05d}"
+
+
+@dataclass
+class Chain:
+    """A camera's chain state; `next` signs its next event (a littering or the clean-up of it)."""
+
+    i: int
+    site: str
+    camera: str
+    seq: int = 0
+    prevhash: str = events.GENESIS_PREVHASH
+    last_ms: int = 0
+
+    def next(self, key: Ed25519PrivateKey, keyid: str) -> dict:
+        now_ms = max(int(time.time() * 1000), self.last_ms)
+        n = self.seq + 1
+        litter = n // 2
+        kind = "littering" if n % 2 else "cleanup"  # keeps the outstanding litter bounded
+        sev = SEVERITIES[litter % 3]
+        zone = f"{self.camera}-{'ab'[litter % 2]}"
+        pts = {"small": 10, "bag": 30, "bulky": 100}[sev]
+        ev = {
+            "specversion": events.SPECVERSION,
+            "id": events.uuid7(now_ms, os.urandom(10)),
+            "source": events.make_source(self.site, self.camera),
+            "type": events.TYPES[kind],
+            "subject": zone,
+            "time": events.rfc3339_ms(now_ms),
+            "datacontenttype": events.DATACONTENTTYPE,
+            "seq": n,
+            "prevhash": self.prevhash,
+            "keyid": keyid,
+            "data": {
+                "act": kind,
+                "object_class": "bottle",
+                "box": [10, 20, 30, 40],
+                "severity": sev,
+                "t_release_ms": n * 1000,
+                "t_notify_ms": n * 1000 + 250,
+                "frame_index": n * 3,
+                "litter": litter,
+                "points": -pts if kind == "littering" else pts,
+            },
+        }
+        ev = events.sign_event(ev, key)
+        self.seq, self.prevhash, self.last_ms = n, events.event_hash(ev), now_ms
+        return ev
+
+
+def _prefill_worker(args: tuple) -> int:
+    """Ingest `per_camera` events for each camera in `cams` through the backend's ingest code."""
+    db, cams, sites, per_camera, tmp = args
+    backend = resolve(BackendConfig.model_validate({"db": db}), Path(tmp), "bench")
+    store = open_store(db)
+    ingestor = Ingestor(backend, store)
+    done = 0
+    try:
+        for start in range(0, len(cams), 10):  # 10 cameras per transaction
+            batch = []
+            for i in cams[start : start + 10]:
+                key = camera_key(i)
+                ch = Chain(i, *camera_source(i, sites))
+                kid = keys.keyid(key)
+                batch += [ch.next(key, kid) for _ in range(per_camera)]
+            out = ingestor.ingest_batch(batch)
+            assert out.refusal is None, out.refusal
+            done += len(batch)
+    finally:
+        store.close()
+    return done
 
 
 def _port() -> int:
@@ -37,71 +135,198 @@ def _port() -> int:
         return s.getsockname()[1]
 
 
-def _acts(camera: str, n: int):
-    sev = ("small", "bag", "bulky")
-    for i in range(n):
-        yield Act("littering", camera, f"z{i % 10}", "bottle", (10, 20, 30, 40), sev[i % 3], i * 0.1, i * 0.1 + 0.05, i)
+def _pct(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
+
+
+def run_db(db_arg: str, a: argparse.Namespace, tmp: Path) -> list[dict]:
+    admin = None
+    if db_arg == "sqlite":
+        db = str(tmp / f"bench-{uuid.uuid4().hex[:6]}.sqlite3")
+        label = "SQLite"
+    else:
+        import psycopg
+
+        name = f"bench_{uuid.uuid4().hex[:10]}"
+        admin = psycopg.connect(db_arg.rstrip("/") + "/postgres", autocommit=True)
+        admin.execute(f'CREATE DATABASE "{name}"')
+        db = db_arg.rstrip("/") + "/" + name
+        label = "PostgreSQL"
+    rows = []
+    try:
+        store = open_store(db)
+        t = time.perf_counter()
+        for i in range(a.cameras):
+            key = camera_key(i)
+            site, cam = camera_source(i, a.sites)
+            store.add_key(keys.keyid(key), events.make_source(site, cam), keys.public_b64(key.public_key()), "bench")
+        api_key = auth.add_user(store, "bench", "viewer")
+        store.close()
+        print(f"[{label}] {a.cameras} camera keys registered in {time.perf_counter() - t:.1f} s", flush=True)
+
+        per_camera = max(2, a.rows // a.cameras)
+        cams = list(range(a.cameras))
+        parts = [cams[k :: a.workers] for k in range(a.workers)]
+        t = time.perf_counter()
+        with mp.get_context("fork").Pool(a.workers) as pool:
+            done = sum(pool.map(_prefill_worker, [(db, p, a.sites, per_camera, str(tmp)) for p in parts]))
+        print(f"[{label}] prefilled {done} events in {time.perf_counter() - t:.0f} s", flush=True)
+
+        cfg = tmp / f"{label}.yaml"
+        cfg.write_text(yaml.safe_dump({"db": db, "heads": str(tmp / f"{label}.heads")}))
+        for nproc in a.processes:
+            rows.append(measure(label, db, cfg, api_key, nproc, a))
+    finally:
+        if admin is not None:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            admin.close()
+    return rows
+
+
+def measure(label: str, db: str, cfg: Path, api_key: str, nproc: int, a: argparse.Namespace) -> dict:
+    store = open_store(db)
+    ledger_rows = store.ledger_count()
+    chains = []
+    for i in range(a.cameras):
+        site, cam = camera_source(i, a.sites)
+        head = store.chain_head(events.make_source(site, cam))
+        chains.append(Chain(i, site, cam, head.seq, head.hash, head.time_ms or 0))
+    store.close()
+    t = time.perf_counter()
+    bodies = []
+    order = list(range(a.cameras))
+    random.Random(nproc).shuffle(order)
+    for start in range(0, len(order), a.cameras_per_post):
+        batch = []
+        for i in order[start : start + a.cameras_per_post]:
+            key = camera_key(i)
+            kid = keys.keyid(key)
+            batch += [chains[i].next(key, kid) for _ in range(a.per_camera)]
+        bodies.append(json.dumps(batch).encode())
+    n_events = a.cameras * a.per_camera
+    print(f"[{label} x{nproc}] signed {n_events} events in {time.perf_counter() - t:.0f} s", flush=True)
+
+    procs, urls = [], []
+    for _ in range(nproc):
+        port = _port()
+        p = subprocess.Popen(
+            [sys.executable, "-m", "detector", "backend", "serve", "--config", str(cfg), "--port", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        procs.append(p)
+        urls.append(f"http://127.0.0.1:{port}")
+    try:
+        for url in urls:
+            for _ in range(600):
+                try:
+                    if httpx.get(url + "/healthz", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.1)
+        queue = list(enumerate(bodies))
+        lock = threading.Lock()
+        problems: list[str] = []
+        stop_reader = threading.Event()
+        latencies: list[float] = []
+
+        def sender(k: int) -> None:
+            with httpx.Client(base_url=urls[k % len(urls)], timeout=120) as c:
+                while True:
+                    with lock:
+                        if not queue or problems:
+                            return
+                        _, body = queue.pop()
+                    r = c.post("/v1/events", content=body, headers={"content-type": "application/json"})
+                    if r.status_code != 200:
+                        problems.append(f"{r.status_code} {r.text[:200]}")
+
+        def reader() -> None:
+            rng = random.Random(0)
+            with httpx.Client(base_url=urls[0], timeout=30, headers={"Authorization": f"Bearer {api_key}"}) as c:
+                while not stop_reader.is_set():
+                    site = f"site{rng.randrange(a.sites):03d}"
+                    t0 = time.perf_counter()
+                    r = c.get(f"/v1/sites/{site}/zones")
+                    latencies.append(time.perf_counter() - t0)
+                    if r.status_code != 200 or not r.json()["zones"]:
+                        problems.append(f"GET {r.status_code}")
+                        return
+                    time.sleep(a.read_pause)
+
+        rt = threading.Thread(target=reader)
+        rt.start()
+        senders = [threading.Thread(target=sender, args=(k,)) for k in range(a.senders)]
+        t = time.perf_counter()
+        for s in senders:
+            s.start()
+        for s in senders:
+            s.join()
+        secs = time.perf_counter() - t
+        stop_reader.set()
+        rt.join()
+        if problems:
+            raise SystemExit(f"[{label} x{nproc}] failed: {problems[:3]}")
+        check = open_store(db)
+        applied = check.ledger_count() - ledger_rows
+        check.close()
+        ms = [x * 1000 for x in latencies]
+        if applied != n_events:
+            raise SystemExit(f"[{label} x{nproc}] {n_events} events posted, {applied} ledger rows added")
+        row = {
+            "database": label,
+            "processes": nproc,
+            "ledger_rows_before": ledger_rows,
+            "events": n_events,
+            "applied": applied,
+            "seconds": round(secs, 2),
+            "events_per_s": round(n_events / secs),
+            "get_zones_n": len(ms),
+            "get_zones_p50_ms": round(_pct(ms, 50), 1),
+            "get_zones_p99_ms": round(_pct(ms, 99), 1),
+        }
+        print(f"[{label} x{nproc}] {row}", flush=True)
+        return row
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(30)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--events", type=int, default=2000, help="events per measurement (default 2000)")
-    n = ap.parse_args().events
+    ap.add_argument("--db", action="append", help="sqlite, or a PostgreSQL server URL (repeatable)")
+    ap.add_argument("--cameras", type=int, default=5000)
+    ap.add_argument("--sites", type=int, default=50)
+    ap.add_argument("--rows", type=int, default=1_000_000, help="ledger rows before the measurements")
+    ap.add_argument("--per-camera", type=int, default=4, help="events each camera sends per measurement")
+    ap.add_argument("--cameras-per-post", type=int, default=25, help="cameras whose events share one POST")
+    ap.add_argument("--senders", type=int, default=4, help="concurrent posting threads")
+    ap.add_argument("--processes", type=lambda s: [int(x) for x in s.split(",")], default=[1, 2])
+    ap.add_argument("--workers", type=int, default=2, help="prefill worker processes")
+    ap.add_argument("--read-pause", type=float, default=0.02, help="seconds between the reader's GETs")
+    ap.add_argument("--json", type=Path, help="also write the rows here")
+    a = ap.parse_args()
+    dbs = a.db or ["sqlite"]
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        d = Path(tmp)
-        cams = ["single", "batch", "edge"]
-        ks = {c: keys.generate(c, d) for c in cams}
-        cfg = d / "backend.yaml"
-        cfg.write_text(
-            yaml.safe_dump({"db": "ledger.sqlite3", "keys": {f"/sites/b/cameras/{c}": ks[c][1].name for c in cams}})
+        for db in dbs:
+            rows += run_db(db, a, Path(tmp))
+    print(
+        f"\n{a.cameras} cameras, {a.sites} sites, {a.per_camera * a.cameras} events per run, "
+        f"{a.cameras_per_post * a.per_camera} per POST, {a.senders} senders\n"
+    )
+    print("| database | processes | ledger rows | ingest events/s | GET site zones p50 ms | p99 ms | GETs |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        print(
+            f"| {r['database']} | {r['processes']} | {r['ledger_rows_before']:,} | {r['events_per_s']:,} "
+            f"| {r['get_zones_p50_ms']} | {r['get_zones_p99_ms']} | {r['get_zones_n']} |"
         )
-        port = _port()
-        url = f"http://127.0.0.1:{port}"
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "detector", "backend", "serve", "--config", str(cfg), "--port", str(port)],
-            stdout=subprocess.DEVNULL,
-        )
-        client = httpx.Client(base_url=url, timeout=30)
-        try:
-            for _ in range(200):
-                try:
-                    if client.get("/healthz").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.05)
-            rows = []
-
-            evs = list(signer.sign_acts(_acts("single", n), ks["single"][0], "b", "single"))
-            t = time.perf_counter()
-            for e in evs:
-                r = client.post("/v1/events", content=events.canonical(e))
-                assert r.status_code == 200, r.text
-            rows.append(("single-event POSTs", n, time.perf_counter() - t))
-
-            evs = list(signer.sign_acts(_acts("batch", n), ks["batch"][0], "b", "batch"))
-            t = time.perf_counter()
-            for i in range(0, n, 100):
-                r = client.post("/v1/events", content=events.canonical(evs[i : i + 100]))
-                assert r.status_code == 200, r.text
-            rows.append(("batches of 100", n, time.perf_counter() - t))
-
-            ob = Outbox(d / "outbox.sqlite3", EventSigner(keys.load_private_key(ks["edge"][0]), "b", "edge"))
-            t = time.perf_counter()
-            for a in _acts("edge", n):
-                ob.add(a)
-            rows.append(("outbox add (sign + commit, no network)", n, time.perf_counter() - t))
-            t = time.perf_counter()
-            sender = Sender(ob, HttpSink(url), batch_size=100)
-            sent = sender.run(until_empty=True)
-            rows.append(("sender: outbox -> backend, batches of 100", sent, time.perf_counter() - t))
-            assert client.get("/healthz").json()["ledger_entries"] == 3 * n
-        finally:
-            proc.terminate()
-            proc.wait()
-
-    print(f"{'measurement':44} {'events':>7} {'seconds':>8} {'events/s':>9}")
-    for name, count, secs in rows:
-        print(f"{name:44} {count:7d} {secs:8.2f} {count / secs:9.0f}")
+    if a.json:
+        a.json.write_text(json.dumps(rows, indent=2))
 
 
 if __name__ == "__main__":

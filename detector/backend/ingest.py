@@ -191,6 +191,7 @@ class Ingestor:
         if sources:
             with self.store.transaction(sources) as tx:
                 tx.prefetch_hashes((e.source, e.id) for e in envs)
+                tx.prefetch_outstanding({e.source for e in envs})
                 for i, env in enumerate(envs):
                     try:
                         statuses.append(self._apply(tx, batch[i], env, now_ms))

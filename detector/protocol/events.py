@@ -158,25 +158,22 @@ def _plain(obj: Any) -> bool:
     I-JSON range (JCS refuses larger ones) and ASCII object keys (JCS sorts keys by UTF-16
     code units, Python by code points; for ASCII the orders agree). Strings need no check:
     both escape exactly `"`, `\\` and the control characters, in the same spelling."""
-    stack = [obj]
-    while stack:
-        o = stack.pop()
-        if isinstance(o, str) or o is None or isinstance(o, bool):
-            continue
-        if isinstance(o, int):
-            if -MAX_INT <= o <= MAX_INT:
-                continue
-            return False
-        if isinstance(o, dict):
-            for k, v in o.items():
-                if not (isinstance(k, str) and k.isascii()):
-                    return False
-                stack.append(v)
-        elif isinstance(o, list):
-            stack.extend(o)
-        else:
-            return False
-    return True
+    t = type(obj)
+    if t is str or t is bool or obj is None:
+        return True
+    if t is int:
+        return -MAX_INT <= obj <= MAX_INT
+    if t is dict:
+        for k, v in obj.items():
+            if type(k) is not str or not k.isascii() or not _plain(v):
+                return False
+        return True
+    if t is list:
+        for v in obj:
+            if not _plain(v):
+                return False
+        return True
+    return False  # floats, and subclasses whose JSON may differ: the reference decides
 
 
 def canonical(obj: Any) -> bytes:

@@ -257,6 +257,12 @@ class LedgerTx(abc.ABC):
     @abc.abstractmethod
     def open_gap(self, source: str) -> Gap | None: ...
 
+    def prefetch_hashes(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Optional: look up many accepted events at once (a store may batch the reads)."""
+
+    def prefetch_outstanding(self, sources: Iterable[str]) -> None:
+        """Optional: load the outstanding litter of these sources at once."""
+
     # -- writes ------------------------------------------------------------------------------
     def append(self, acc: Accepted) -> None:
         head = self.head(acc.source)

@@ -49,6 +49,7 @@ class SqlTx(LedgerTx):
         super().__init__()
         self.store = store
         self.cur = cur
+        self._loaded: set[str] = set()  # sources whose outstanding litter is all in the overlay
 
     def _one(self, sql: str, args: Sequence = ()) -> tuple | None:
         self.cur.execute(self.store.q(sql), tuple(args))
@@ -63,6 +64,8 @@ class SqlTx(LedgerTx):
         return str(row[0]) if row else None
 
     def _db_outstanding(self, source: str, litter: int) -> Litter | None:
+        if source in self._loaded:
+            return None  # all of the source's outstanding litter is in the overlay already
         row = self._one(
             "SELECT zone, points, severity FROM outstanding WHERE source = ? AND litter = ?", (source, litter)
         )
@@ -97,6 +100,23 @@ class SqlTx(LedgerTx):
                 else:
                     # not accepted yet: remember the miss so the event is not looked up again
                     self.o.hashes.setdefault((source, eid), None)
+
+    def prefetch_outstanding(self, sources: Iterable[str]) -> None:
+        """Load the litter outstanding of these sources at once (one query), so the points rule
+        looks nothing up one by one; what is not found is not outstanding."""
+        todo = sorted(set(sources) - self._loaded)
+        for i in range(0, len(todo), 500):
+            chunk = todo[i : i + 500]
+            self.cur.execute(
+                self.store.q(
+                    "SELECT source, litter, zone, points, severity FROM outstanding"
+                    f" WHERE source IN {_marks(len(chunk))}"
+                ),
+                tuple(chunk),
+            )
+            for source, litter, zone, points, severity in self.cur.fetchall():
+                self.o.litter.setdefault((str(source), int(litter)), Litter(str(zone), int(points), str(severity)))
+        self._loaded.update(todo)
 
     def existing_void(self, source: str, event_id: str) -> Void | None:
         row = self._one(
