@@ -142,7 +142,9 @@ def build_sinks(site: SiteConfig, camera: str) -> list:
     if site.delivery.url:
         from detector.sinks.http import HttpSink
 
-        sinks.append(HttpSink(site.delivery.url))
+        # snapshots go up after their events (the backend keeps only what an accepted event names)
+        evidence = site.privacy.evidence_dir if site.privacy.snapshots else None
+        sinks.append(HttpSink(site.delivery.url, evidence_dir=evidence))
     if site.mqtt.enabled:
         from detector.sinks.mqtt import MqttSink
 

@@ -1,19 +1,55 @@
-"""HTTP sink: POST a batch (JSON array) to the backend's /v1/events."""
+"""HTTP sink: POST a batch (JSON array) to the backend's /v1/events, then upload the blurred
+snapshot each delivered event names (`PUT /v1/evidence/{sha256}`; the backend keeps a blob
+only once an accepted event names it, so the upload follows the acknowledgement)."""
 
 from __future__ import annotations
+
+import logging
+from pathlib import Path
 
 import httpx
 
 from detector.protocol.events import canonical
 from detector.sinks import DeliveryResult
 
+log = logging.getLogger(__name__)
+
 
 class HttpSink:
-    def __init__(self, url: str, timeout_s: float = 10.0, client: httpx.Client | None = None):
+    def __init__(
+        self,
+        url: str,
+        timeout_s: float = 10.0,
+        client: httpx.Client | None = None,
+        evidence_dir: Path | None = None,
+    ):
         self.url = url.rstrip("/")
         if not self.url.endswith("/v1/events"):
             self.url += "/v1/events"
+        self.base = self.url[: -len("/v1/events")]
         self.client = client or httpx.Client(timeout=timeout_s)
+        self.evidence_dir = Path(evidence_dir) if evidence_dir is not None else None
+        self.evidence_uploaded = 0
+
+    def upload_evidence(self, events: list[dict]) -> None:
+        """Best effort: the event is the record and is already delivered; a snapshot that does not
+        go up (backend away, file purged) is logged, and the dashboard shows the act without it."""
+        if self.evidence_dir is None:
+            return
+        for ev in events:
+            sha = ev.get("data", {}).get("evidence_sha256")
+            path = self.evidence_dir / f"{sha}.jpg" if sha else None
+            if path is None or not path.is_file():
+                continue
+            try:
+                r = self.client.put(f"{self.base}/v1/evidence/{sha}", content=path.read_bytes())
+            except (httpx.HTTPError, OSError) as e:
+                log.warning("evidence %s not uploaded: %s", sha, e)
+                continue
+            if r.status_code in (200, 201):
+                self.evidence_uploaded += 1
+            else:
+                log.warning("evidence %s refused: HTTP %s %s", sha, r.status_code, r.text[:200])
 
     def deliver(self, events: list[dict]) -> DeliveryResult:
         if not events:
@@ -24,6 +60,7 @@ class HttpSink:
         except httpx.HTTPError as e:
             return DeliveryResult(0, f"{type(e).__name__}: {e}")
         if 200 <= r.status_code < 300:
+            self.upload_evidence(events)
             return DeliveryResult(len(events))
         try:
             payload = r.json()
@@ -39,6 +76,7 @@ class HttpSink:
                     done += 1
                 else:
                     break
+        self.upload_evidence(events[: min(done, len(events))])
         return DeliveryResult(
             min(done, len(events)),
             f"HTTP {r.status_code} {payload.get('reason', '')}: {payload.get('detail', '')}".strip(),
