@@ -174,6 +174,7 @@ class CameraWorker:
         self.sender = None
         self._sender_thread: threading.Thread | None = None
         self._done = threading.Event()
+        self._view_sent = False  # the reference frame and zones go to the backend once per start
 
     # -- parts ---------------------------------------------------------------------------
     def _open_source(self):
@@ -273,6 +274,8 @@ class CameraWorker:
                     st.snapshots += 1
                 for act in result.acts:
                     self._emit(act, jpeg if privacy.snapshots else None)
+                if not self._view_sent and redactor is not None and self.site.delivery.url:
+                    self._send_view(frame, redactor.snapshot(frame.image, person_boxes(result, pipeline.class_names)))
                 evidence.maybe_purge()
         finally:
             self._done.set()
@@ -281,6 +284,44 @@ class CameraWorker:
             self._close_outbox()
             self._sync_stats(state=st.state)
         return st
+
+    def _send_view(self, frame, jpeg: bytes) -> None:
+        """Once per start: the camera's reference frame (blurred like any snapshot) and its zones,
+        signed with the camera's key, so the backend's dashboard can draw the zones over it. Sent
+        from a thread: the frame loop never waits on the network."""
+        import hashlib
+        from datetime import UTC, datetime
+
+        from detector.protocol.views import make_view
+        from detector.sinks.http import HttpSink
+        from detector.zones import WHOLE_VIEW
+
+        self._view_sent = True
+        h, w = frame.image.shape[:2]
+        zones = {z.id: [tuple(p) for p in z.polygon] for z in self.cam.zones} or {
+            WHOLE_VIEW: [(0, 0), (w, 0), (w, h), (0, h)]
+        }
+        view = make_view(
+            self.outbox.signer.key,
+            self.site.site,
+            self.cam.name,
+            hashlib.sha256(jpeg).hexdigest(),
+            w,
+            h,
+            zones,
+            datetime.now(UTC),
+        )
+
+        def send() -> None:
+            sink = HttpSink(self.site.delivery.url)
+            try:
+                for attempt in range(5):
+                    if sink.send_view(view, jpeg) or self._done.wait(min(60, 2**attempt)):
+                        return
+            finally:
+                sink.close()
+
+        threading.Thread(target=send, name="view", daemon=True).start()
 
     def _report_loop(self) -> None:
         while not self._done.wait(self.report_interval_s):

@@ -31,6 +31,22 @@ class HttpSink:
         self.evidence_dir = Path(evidence_dir) if evidence_dir is not None else None
         self.evidence_uploaded = 0
 
+    def send_view(self, view: dict, frame: bytes) -> bool:
+        """The camera's signed view (reference frame and zones), then the frame itself, which the
+        backend keeps because the accepted view names it. True when both went up."""
+        try:
+            r = self.client.post(
+                f"{self.base}/v1/views", content=canonical(view), headers={"content-type": "application/json"}
+            )
+            if r.status_code != 200:
+                log.warning("camera view refused: HTTP %s %s", r.status_code, r.text[:200])
+                return False
+            r = self.client.put(f"{self.base}/v1/evidence/{view['frame_sha256']}", content=frame)
+        except httpx.HTTPError as e:
+            log.warning("camera view not sent: %s", e)
+            return False
+        return r.status_code in (200, 201)
+
     def upload_evidence(self, events: list[dict]) -> None:
         """Best effort: the event is the record and is already delivered; a snapshot that does not
         go up (backend away, file purged) is logged, and the dashboard shows the act without it."""

@@ -71,6 +71,16 @@ def test_camera_to_zone_ledger(tmp_path, footage_dir, model_dir):
         # Nothing happened on the path: it has no ledger at all.
         assert backend.zone("path", site="e2e").status_code == 404
         events = {e["event_id"] for e in entries}
+        # The acts' blurred snapshots followed their events, and the camera sent its view (a blurred
+        # reference frame and its zones) for the dashboard's zone map.
+        for e in entries:
+            url = f"/v1/evidence/{e['evidence_sha256']}"
+            assert wait_until(lambda url=url: backend.client.get(url).status_code == 200, timeout=20), url
+        views = backend.client.get("/v1/sites/e2e/views").json()["views"]
+        assert [v["source"] for v in views] == ["/sites/e2e/cameras/sidewalk"], views
+        assert {z["id"] for z in views[0]["zones"]} == {"kerb", "path"}
+        frame = backend.client.get(f"/v1/evidence/{views[0]['frame_sha256']}")
+        assert frame.status_code == 200 and frame.headers["content-type"] == "image/jpeg"
 
     # Evidence: each act stored a blurred JPEG named by its sha256, and the events carry those hashes.
     jpegs = {hashlib.sha256(j.read_bytes()).hexdigest(): j for j in (tmp_path / "evidence").rglob("*.jpg")}
