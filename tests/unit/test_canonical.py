@@ -20,14 +20,14 @@ keys = st.text(alphabet=st.characters(max_codepoint=0x7F), max_size=8)
 value = st.recursive(leaf, lambda c: st.lists(c, max_size=4) | st.dictionaries(keys, c, max_size=4), max_leaves=25)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(value)
 def test_fast_path_equals_rfc8785(v):
     assert events._plain(v)
     assert events.canonical(v) == rfc8785.dumps(v)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(
     st.recursive(
         leaf | st.floats(allow_nan=False, allow_infinity=False),
