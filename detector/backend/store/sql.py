@@ -562,9 +562,22 @@ class SqlLedgerStore(LedgerStore):
             gid = int(tx.cur.fetchone()[0])
         return Gap(gid, source, next_seq, reason)
 
+    # single reads: a read cursor, not a write transaction (SQLite's would take the write lock)
+    def chain_head(self, source: str) -> ChainHead | None:
+        with self._read() as cur:
+            return SqlTx(self, cur)._db_head(source)
+
+    def event_hash(self, source: str, event_id: str) -> str | None:
+        with self._read() as cur:
+            return SqlTx(self, cur)._db_event_hash(source, event_id)
+
+    def outstanding(self, source: str, litter: int) -> Litter | None:
+        with self._read() as cur:
+            return SqlTx(self, cur)._db_outstanding(source, litter)
+
     def open_gap(self, source: str) -> Gap | None:
-        with self.transaction([]) as tx:
-            return tx.open_gap(source)
+        with self._read() as cur:
+            return SqlTx(self, cur).open_gap(source)
 
     def sources(self) -> list[dict]:
         heads = self._all(
