@@ -1,103 +1,223 @@
 """Per-site Prometheus metrics and health, served by the supervisor.
 
-Workers report their cumulative counters once a second, each over its own pipe; the
-supervisor keeps the newest report per camera and a custom collector turns them into
-metrics at scrape time. This is simpler and sturdier than prometheus multiprocess mode
+Workers send each camera's cumulative counters (`WorkerStats`, as itself) once a second over
+their own pipe; the supervisor keeps the newest per camera and a custom collector turns them
+into metrics at scrape time. This is simpler and sturdier than prometheus multiprocess mode
 (no shared directory of mmap files to clean after a crash): when a worker dies, its last
 counters are folded into a per-camera carry so that counters never go backwards.
+
+The histograms a worker keeps are made here (`detector_histogram`, `act_latency_histogram`):
+the metric owns its buckets, and a histogram carries them with its counts.
+
+Overload is judged over the last `overload_window_s`: a camera that had frames due for analysis
+replaced by newer ones (dropped) in that window is overloaded; the site says so in /healthz
+(status "overloaded", HTTP 200: it still watches every camera, at a lower rate) and in
+`detector_analysis_drop_ratio`. A stale camera makes the site "degraded" (HTTP 503).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
+from collections import deque
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-from detector.worker import LATENCY_BUCKETS_MS
+from detector.values import CameraState
+
+if TYPE_CHECKING:
+    from detector.worker import WorkerStats
+
+
+@dataclass
+class Histogram:
+    """Counts per bucket (upper bounds, then +Inf) and the sum of what was observed."""
+
+    bounds: tuple[float, ...]
+    counts: list[int]
+    total: float = 0.0
+
+    @classmethod
+    def of(cls, bounds: tuple[float, ...]) -> Histogram:
+        return cls(tuple(bounds), [0] * (len(bounds) + 1))
+
+    def observe(self, value: float) -> None:
+        i = next((k for k, bound in enumerate(self.bounds) if value <= bound), len(self.bounds))
+        self.counts[i] += 1
+        self.total += value
+
+    @property
+    def count(self) -> int:
+        return sum(self.counts)
+
+    def copy(self) -> Histogram:
+        return Histogram(self.bounds, list(self.counts), self.total)
+
+    def __add__(self, other: Histogram) -> Histogram:
+        if other.bounds != self.bounds:  # an older worker with other buckets: start over
+            return other.copy()
+        return Histogram(
+            self.bounds, [a + b for a, b in zip(self.counts, other.counts, strict=True)], self.total + other.total
+        )
+
+    def cumulative(self) -> list[tuple[str, int]]:
+        """(le, cumulative count) pairs as Prometheus writes them."""
+        out, running = [], 0
+        for bound, n in zip([*self.bounds, float("inf")], self.counts, strict=True):
+            running += n
+            out.append(("+Inf" if bound == float("inf") else f"{bound:g}", running))
+        return out
+
+
+# Detector run on one frame: 14 ms is YOLOX-nano's median on one core; the tail shows contention.
+DETECTOR_SECONDS = (0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0)
+# Act latency (frame arrival to event committed in the outbox): fine below the 2 s that matters.
+ACT_LATENCY_SECONDS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+
+
+def detector_histogram() -> Histogram:
+    return Histogram.of(DETECTOR_SECONDS)
+
+
+def act_latency_histogram() -> Histogram:
+    return Histogram.of(ACT_LATENCY_SECONDS)
+
 
 _COUNTERS = {
     "frames_read": "frames decoded from the camera",
     "frames_analysed": "frames run through the pipeline",
-    "frames_dropped": "frames due for analysis but replaced by a newer one (pipeline too slow)",
+    "frames_dropped": "frames due for analysis but replaced by a newer one (analysis too slow)",
     "reconnects": "times the camera stream was lost and reopened",
     "acts": "littering and clean-up acts recognised",
     "snapshots": "blurred evidence snapshots stored",
     "delivered": "events acknowledged by the sinks",
     "delivery_failures": "failed delivery attempts",
 }
-CAMERA_STATES = ("starting", "running", "connecting", "reconnecting", "backoff", "finished", "stopped", "error")
+_HISTOGRAMS = ("detector_s", "act_latency_s")
+_TOTALS = (*_COUNTERS, "restarts", "connects", "cpu_s")  # summed over a camera's worker incarnations
+_DONE = (CameraState.FINISHED, CameraState.STOPPED, CameraState.ERROR)
+
+
+@dataclass
+class Supervised:
+    """What the supervisor itself knows of a camera (its worker process)."""
+
+    state: CameraState = CameraState.STARTING
+    restarts: int = 0  # worker processes restarted
+    pid: int | None = None
+    since: float = field(default_factory=time.time)  # staleness clock of a camera with no frame yet
+    last_exit: str | None = None
+
+
+def fold(carry: WorkerStats, last: WorkerStats) -> WorkerStats:
+    """The counters of two incarnations of one camera added up (gauges: the later one's)."""
+    out = dataclasses.replace(last)
+    for key in _TOTALS:
+        setattr(out, key, getattr(carry, key) + getattr(last, key))
+    for key in _HISTOGRAMS:
+        setattr(out, key, getattr(carry, key) + getattr(last, key))
+    out.last_frame_wall = last.last_frame_wall or carry.last_frame_wall
+    out.video_time_s = last.video_time_s if last.video_time_s is not None else carry.video_time_s
+    return out
 
 
 class SiteMetrics:
     """What the supervisor knows about every camera; thread-safe."""
 
-    def __init__(self, site: str, cameras: list[str], stale_after_s: float = 30.0) -> None:
+    def __init__(
+        self, site: str, cameras: list[str], stale_after_s: float = 30.0, overload_window_s: float = 30.0
+    ) -> None:
+        from detector.worker import WorkerStats
+
         self.site = site
         self.stale_after_s = stale_after_s
+        self.overload_window_s = overload_window_s
         self._lock = threading.Lock()
-        self.latest: dict[str, dict] = {c: {} for c in cameras}
-        self.carry: dict[str, dict] = {c: {} for c in cameras}
-        self.supervised: dict[str, dict] = {
-            c: {"state": "starting", "restarts": 0, "pid": None, "since": time.time(), "last_exit": None}
-            for c in cameras
-        }
+        self.latest: dict[str, WorkerStats | None] = {c: None for c in cameras}
+        self.carry: dict[str, WorkerStats] = {c: WorkerStats(c) for c in cameras}
+        self.supervised: dict[str, Supervised] = {c: Supervised() for c in cameras}
+        self._recent: dict[str, deque[tuple[float, int, int]]] = {c: deque() for c in cameras}
 
     # -- updates -------------------------------------------------------------------------
-    def update(self, camera: str, stats: dict) -> None:
+    def update(self, stats: WorkerStats, now: float | None = None) -> None:
+        now = time.time() if now is None else now
         with self._lock:
-            if camera in self.latest:
-                self.latest[camera] = stats
+            if stats.camera not in self.latest:
+                return
+            self.latest[stats.camera] = stats
+            total = fold(self.carry[stats.camera], stats)
+            recent = self._recent[stats.camera]
+            recent.append((now, total.frames_analysed, total.frames_dropped))
+            while len(recent) > 2 and now - recent[1][0] >= self.overload_window_s:
+                recent.popleft()
 
     def retire(self, camera: str) -> None:
         """A worker incarnation ended: fold its counters into the carry (the next starts at 0)."""
         with self._lock:
-            last, carry = self.latest.get(camera) or {}, self.carry[camera]
-            for key in _COUNTERS:
-                carry[key] = carry.get(key, 0) + int(last.get(key, 0) or 0)
-            counts = last.get("latency_counts") or []
-            old = carry.get("latency_counts") or [0] * (len(LATENCY_BUCKETS_MS) + 1)
-            carry["latency_counts"] = [a + b for a, b in zip(old, counts + [0] * (len(old) - len(counts)), strict=True)]
-            carry["latency_sum_ms"] = carry.get("latency_sum_ms", 0.0) + float(last.get("latency_sum_ms", 0.0))
-            carry["last_frame_wall"] = last.get("last_frame_wall") or carry.get("last_frame_wall")
-            carry["outbox_depth"] = last.get("outbox_depth", carry.get("outbox_depth", 0))
-            self.latest[camera] = {}
+            last = self.latest.get(camera)
+            if last is not None:
+                self.carry[camera] = fold(self.carry[camera], last)
+            self.latest[camera] = None
 
     def set_supervised(self, camera: str, **fields) -> None:
         with self._lock:
-            self.supervised[camera].update(fields)
+            for key, value in fields.items():
+                setattr(self.supervised[camera], key, value)
+
+    def last_state(self, camera: str) -> CameraState | None:
+        """The state its worker last reported (None: no report from the current worker)."""
+        with self._lock:
+            last = self.latest.get(camera)
+        return None if last is None else CameraState(last.state)
 
     # -- views ---------------------------------------------------------------------------
+    def totals(self, camera: str) -> WorkerStats:
+        with self._lock:
+            last = self.latest[camera]
+            return fold(self.carry[camera], last) if last is not None else dataclasses.replace(self.carry[camera])
+
     def camera_view(self, camera: str, now: float | None = None) -> dict:
         now = time.time() if now is None else now
+        total = self.totals(camera)
         with self._lock:
-            last, carry, sup = dict(self.latest[camera]), dict(self.carry[camera]), dict(self.supervised[camera])
-        view = {k: int(last.get(k, 0) or 0) + int(carry.get(k, 0) or 0) for k in _COUNTERS}
-        lc, cc = last.get("latency_counts") or [], carry.get("latency_counts") or []
-        n = len(LATENCY_BUCKETS_MS) + 1
-        view["latency_counts"] = [(lc[i] if i < len(lc) else 0) + (cc[i] if i < len(cc) else 0) for i in range(n)]
-        view["latency_sum_ms"] = float(last.get("latency_sum_ms", 0.0)) + float(carry.get("latency_sum_ms", 0.0))
-        view["outbox_depth"] = int(last.get("outbox_depth", carry.get("outbox_depth", 0)) or 0)
-        last_frame = last.get("last_frame_wall") or carry.get("last_frame_wall")
+            last, sup = self.latest[camera], dataclasses.replace(self.supervised[camera])
+            recent = list(self._recent[camera])
+        view = {k: int(getattr(total, k)) for k in _COUNTERS}
         # A worker's own state (running/reconnecting/...) wins while it runs; the supervisor's
         # (backoff/stopped) when it does not.
-        state = sup["state"]
-        if state == "running" and last.get("state"):
-            state = last["state"]
+        state = sup.state
+        if state in (CameraState.STARTING, CameraState.RUNNING) and last is not None:
+            state = CameraState(last.state)
+        last_frame = total.last_frame_wall
         age = None if last_frame is None else now - last_frame
-        reference = last_frame if last_frame is not None else sup["since"]
-        stale = state not in ("finished", "stopped") and now - reference > self.stale_after_s
+        reference = last_frame if last_frame is not None else sup.since
+        analysed_fps = drop_ratio = None
+        if len(recent) >= 2 and recent[-1][0] > recent[0][0]:
+            (t0, a0, d0), (t1, a1, d1) = recent[0], recent[-1]
+            analysed_fps = round((a1 - a0) / (t1 - t0), 2)
+            drop_ratio = round((d1 - d0) / max(1, (a1 - a0) + (d1 - d0)), 3)
         view.update(
             state=state,
-            restarts=sup["restarts"],
-            pid=sup["pid"],
+            restarts=sup.restarts + total.restarts,
+            pid=sup.pid,
             last_frame_wall=last_frame,
             last_frame_age_s=None if age is None else round(age, 1),
-            stale=stale,
-            last_error=last.get("last_error") or sup.get("last_exit"),
+            stale=state not in (CameraState.FINISHED, CameraState.STOPPED) and now - reference > self.stale_after_s,
+            analysed_fps=analysed_fps,
+            drop_ratio=drop_ratio,
+            overloaded=bool(drop_ratio) and state not in _DONE,
+            video_time_s=None if total.video_time_s is None else round(total.video_time_s, 3),
+            outbox_depth=total.outbox_depth,
+            cpu_s=total.cpu_s,
+            detector_s=total.detector_s,
+            act_latency_s=total.act_latency_s,
+            last_error=(last.last_error if last is not None else None) or total.last_error or sup.last_exit,
         )
         return view
 
@@ -105,41 +225,43 @@ class SiteMetrics:
         now = time.time()
         cams = {c: self.camera_view(c, now) for c in self.latest}
         stale = sorted(c for c, v in cams.items() if v["stale"])
+        overloaded = sorted(c for c, v in cams.items() if v["overloaded"])
+        keys = (
+            "state",
+            "pid",
+            "last_frame_age_s",
+            "stale",
+            "restarts",
+            "reconnects",
+            "frames_analysed",
+            "frames_dropped",
+            "analysed_fps",
+            "drop_ratio",
+            "video_time_s",
+            "outbox_depth",
+            "last_error",
+        )
         return {
-            "status": "ok" if not stale else "degraded",
+            "status": "degraded" if stale else "overloaded" if overloaded else "ok",
             "site": self.site,
             "stale": stale,
-            "cameras": {
-                c: {
-                    k: v[k]
-                    for k in (
-                        "state",
-                        "pid",
-                        "last_frame_age_s",
-                        "stale",
-                        "restarts",
-                        "reconnects",
-                        "frames_analysed",
-                        "outbox_depth",
-                        "last_error",
-                    )
-                }
-                for c, v in cams.items()
-            },
+            "overloaded": overloaded,
+            "cameras": {c: {k: v[k] for k in keys} for c, v in cams.items()},
         }
 
     def table(self) -> str:
         """The camera state table logged by the supervisor."""
         now = time.time()
         rows = [
-            f"{'camera':16} {'state':12} {'last frame':>10} {'analysed':>9} {'dropped':>8} "
+            f"{'camera':16} {'state':12} {'last frame':>10} {'analysed':>9} {'fps':>5} {'dropped':>8} "
             f"{'reconn':>6} {'restarts':>8} {'acts':>5} {'outbox':>6}"
         ]
         for c in self.latest:
             v = self.camera_view(c, now)
             age = "-" if v["last_frame_age_s"] is None else f"{v['last_frame_age_s']:.1f}s ago"
+            fps = "-" if v["analysed_fps"] is None else f"{v['analysed_fps']:.1f}"
             rows.append(
-                f"{c:16} {v['state'] + ('!' if v['stale'] else ''):12} {age:>10} {v['frames_analysed']:>9} "
+                f"{c:16} {v['state'] + ('!' if v['stale'] else ''):12} {age:>10} {v['frames_analysed']:>9} {fps:>5} "
                 f"{v['frames_dropped']:>8} {v['reconnects']:>6} {v['restarts']:>8} {v['acts']:>5} "
                 f"{v['outbox_depth']:>6}"
             )
@@ -149,43 +271,58 @@ class SiteMetrics:
     def collect(self):
         now = time.time()
         views = {c: self.camera_view(c, now) for c in self.latest}
+        labels = ["site", "camera"]
         for key, doc in _COUNTERS.items():
-            fam = CounterMetricFamily(f"detector_{key}", doc, labels=["site", "camera"])
+            fam = CounterMetricFamily(f"detector_{key}", doc, labels=labels)
             for c, v in views.items():
                 fam.add_metric([self.site, c], v[key])
             yield fam
         restarts = CounterMetricFamily(
-            "detector_worker_restarts", "worker processes restarted after a crash", labels=["site", "camera"]
+            "detector_worker_restarts", "camera workers restarted after a crash", labels=labels
         )
-        depth = GaugeMetricFamily(
-            "detector_outbox_depth", "events in the outbox not yet delivered", labels=["site", "camera"]
+        cpu = CounterMetricFamily(
+            "detector_camera_cpu_seconds", "CPU time of the camera's decoding and analysis", labels=labels
         )
+        depth = GaugeMetricFamily("detector_outbox_depth", "events in the outbox not yet delivered", labels=labels)
         last = GaugeMetricFamily(
-            "detector_last_frame_timestamp_seconds", "unix time of the last analysed frame", labels=["site", "camera"]
+            "detector_last_frame_timestamp_seconds", "unix time of the last analysed frame", labels=labels
         )
         stale = GaugeMetricFamily(
-            "detector_camera_stale", "1 when a camera has had no frame for too long", labels=["site", "camera"]
+            "detector_camera_stale", "1 when a camera has had no frame for too long", labels=labels
+        )
+        drops = GaugeMetricFamily(
+            "detector_analysis_drop_ratio",
+            f"share of the frames due for analysis dropped over the last {self.overload_window_s:g} s (overload)",
+            labels=labels,
         )
         state = GaugeMetricFamily(
-            "detector_camera_state", "1 for the camera's current state", labels=["site", "camera", "state"]
+            "detector_camera_state", "1 for the camera's current state", labels=[*labels, "state"]
         )
         hist = HistogramMetricFamily(
-            "detector_inference_seconds", "object detector latency per analysed frame", labels=["site", "camera"]
+            "detector_inference_seconds", "object detector latency per analysed frame", labels=labels
+        )
+        act_hist = HistogramMetricFamily(
+            "detector_act_latency_seconds",
+            "time from the arrival of the frame an act was recognised on to its event committed in the outbox",
+            labels=labels,
         )
         for c, v in views.items():
             restarts.add_metric([self.site, c], v["restarts"])
+            cpu.add_metric([self.site, c], v["cpu_s"])
             depth.add_metric([self.site, c], v["outbox_depth"])
             if v["last_frame_wall"] is not None:
                 last.add_metric([self.site, c], v["last_frame_wall"])
             stale.add_metric([self.site, c], 1 if v["stale"] else 0)
-            for s in CAMERA_STATES:
-                state.add_metric([self.site, c, s], 1 if v["state"] == s else 0)
-            cum, buckets = 0, []
-            for bound, count in zip([*LATENCY_BUCKETS_MS, float("inf")], v["latency_counts"], strict=True):
-                cum += count
-                buckets.append(("+Inf" if bound == float("inf") else f"{bound / 1000:g}", cum))
-            hist.add_metric([self.site, c], buckets, v["latency_sum_ms"] / 1000)
-        yield from (restarts, depth, last, stale, state, hist)
+            drops.add_metric([self.site, c], v["drop_ratio"] or 0.0)
+            for s in CameraState:
+                state.add_metric([self.site, c, s.value], 1 if v["state"] == s else 0)
+            hist.add_metric([self.site, c], v["detector_s"].cumulative(), v["detector_s"].total)
+            act_hist.add_metric([self.site, c], v["act_latency_s"].cumulative(), v["act_latency_s"].total)
+        overloaded = GaugeMetricFamily(
+            "detector_site_overloaded", "1 when some camera dropped frames due for analysis lately", labels=["site"]
+        )
+        overloaded.add_metric([self.site], 1 if any(v["overloaded"] for v in views.values()) else 0)
+        yield from (restarts, cpu, depth, last, stale, drops, state, hist, act_hist, overloaded)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -199,7 +336,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif path in ("/healthz", "/health"):
             health = self.metrics.health()
             body, ctype = json.dumps(health).encode(), "application/json"
-            code = 200 if health["status"] == "ok" else 503
+            code = 503 if health["status"] == "degraded" else 200
         else:
             body, ctype, code = b"not found: try /metrics or /healthz\n", "text/plain", 404
         self.send_response(code)

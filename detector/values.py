@@ -8,6 +8,7 @@ No value carries anything that identifies a person: track ids stay inside the wo
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Literal
 
 import numpy as np
@@ -28,11 +29,27 @@ class Frame:
     index: int  # index in the decoded stream (before decimation)
     time_s: float
     image: np.ndarray  # BGR uint8, HxWx3; never modified after decoding
+    # time.time() when a live source handed the frame on (the start of its act latency);
+    # None for recorded clips, whose frames have no arrival time.
+    received: float | None = None
 
     @property
     def size(self) -> tuple[int, int]:
         h, w = self.image.shape[:2]
         return w, h
+
+
+class CameraState(StrEnum):
+    """Where a live camera is in its life; one set of names for sources, workers, supervisor and health."""
+
+    STARTING = "starting"  # its worker process or source is starting
+    CONNECTING = "connecting"  # opening the stream
+    RUNNING = "running"  # frames are coming
+    RECONNECTING = "reconnecting"  # the stream was lost; about to reopen it
+    BACKOFF = "backoff"  # waiting before the next attempt (stream or worker)
+    FINISHED = "finished"  # a file camera without loop reached its end
+    STOPPED = "stopped"  # stopped on request
+    ERROR = "error"  # a configuration error (missing file, bad model): stopped, not retried
 
 
 @dataclass(frozen=True, slots=True)

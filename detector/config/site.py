@@ -29,6 +29,15 @@ class SupervisorConfig(Section):
     stable_after_s: float = Field(60.0, gt=0, description="a worker up this long resets its backoff")
     stop_timeout_s: float = Field(8.0, gt=0, description="wait this long for workers to exit before killing them")
     state_log_interval_s: float = Field(30.0, gt=0, description="log the camera state table this often")
+    # A worker process holds ~250 MB of libraries and models whatever its cameras; its Python
+    # share of a frame's analysis is a few ms, so one process can feed two cores for 32 cameras
+    # at 5 fps. More processes cost memory and split the fair sharing of analysis between them.
+    cameras_per_process: int = Field(
+        32, ge=1, le=256, description="cameras sharing one worker process (1: a process each, isolated)"
+    )
+    analysis_threads: int | None = Field(
+        None, ge=1, le=64, description="frames analysed at once in a worker process; default: one per CPU core"
+    )
 
 
 class PrivacyConfig(Section):
@@ -110,7 +119,7 @@ class SiteCamera(Section):
 class SiteConfig(Section):
     site: str = Field("site", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     pipeline: dict[str, Any] = Field(default_factory=dict, description="Settings sections shared by every camera")
-    cameras: list[SiteCamera] = Field(default_factory=list, description="one worker process per camera")
+    cameras: list[SiteCamera] = Field(default_factory=list, description="the cameras (several share a worker process)")
     rtsp: RtspConfig = RtspConfig()
     supervisor: SupervisorConfig = SupervisorConfig()
     privacy: PrivacyConfig = PrivacyConfig()

@@ -87,3 +87,104 @@ def test_cli_bad_clip_exit_code_2_without_traceback(tmp_path, content):
         assert r.returncode == 2, r.stderr
         assert "Traceback" not in r.stderr
         assert r.stderr.strip().count("\n") == 0 and r.stderr.startswith("detector: error:")
+
+
+# -- live file cameras (PyAV) -----------------------------------------------------------------
+def _h264_with_b_frames(src: Path, out: Path, seconds: float = 4.0) -> int:
+    """A short H.264 MP4 with x264's default GOP (B-frames nothing refers to), like a re-encoded clip."""
+    from fractions import Fraction
+
+    import av
+
+    container = av.open(str(out), "w")
+    stream = container.add_stream("libx264", rate=25)
+    stream.width, stream.height, stream.pix_fmt = 720, 480, "yuv420p"
+    stream.codec_context.options = {"preset": "ultrafast", "bf": "3", "g": "50"}
+    k = -1
+    for k, frame in enumerate(FileSource(src, None, max_seconds=seconds)):
+        f = av.VideoFrame.from_ndarray(frame.image, format="bgr24")
+        f.pts, f.time_base = k, Fraction(1, 25)
+        for packet in stream.encode(f):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
+    container.close()
+    return k + 1
+
+
+@pytest.mark.parametrize(
+    "clip", ["aboda_video4.avi", "pets2009_vtest_480x360.avi", "flytip_truck_bag_10.mp4", "porch_bottle_drop_bad2.mp4"]
+)
+def test_live_file_hands_on_the_frames_replay_analyses(footage_dir, clip):
+    """A file played like a camera (PyAV) analyses the very frames `detector replay` (OpenCV) does:
+    same indexes, stream times and BGR pixels, so a live camera's acts can be checked by a replay."""
+    from detector.sources import LiveFile
+
+    replay = list(FileSource(footage_dir / clip, 5.0))
+    live = list(LiveFile(footage_dir / clip, 5.0, realtime=False))
+    assert [(f.index, f.time_s) for f in live] == [(f.index, f.time_s) for f in replay]
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(live, replay, strict=True))
+    assert all(f.received is not None for f in live)
+
+
+def test_live_file_skips_decoding_frames_that_cannot_be_due(footage_dir, tmp_path):
+    from detector.sources import LiveFile
+
+    clip = tmp_path / "b.mp4"
+    n = _h264_with_b_frames(footage_dir / "aboda_video4.avi", clip)
+    every = LiveFile(clip, 5.0, realtime=False, skip_undue=False)
+    skipping = LiveFile(clip, 5.0, realtime=False)
+    a, b = list(every), list(skipping)
+    assert [(f.index, f.time_s) for f in a] == [(f.index, f.time_s) for f in b]
+    assert all(np.array_equal(x.image, y.image) for x, y in zip(a, b, strict=True))
+    assert len(a) == pytest.approx(n / 5, abs=1)
+    assert every.frames_read == n and skipping.frames_read <= 0.8 * n, (n, every.frames_read, skipping.frames_read)
+
+
+def test_live_file_plays_at_its_own_pace_and_loops_on(footage_dir):
+    import threading
+    import time
+
+    from detector.sources import LiveFile
+
+    stop = threading.Event()
+    src = LiveFile(footage_dir / "porch_bottle_drop_bad2.mp4", 5.0, loop=True, stop=stop)
+    times, t0 = [], time.monotonic()
+    for frame in src:
+        times.append(frame.time_s)
+        if len(times) == 10:
+            wall = time.monotonic() - t0
+            break
+    assert wall >= times[-1] - 0.2, "a realtime file camera must not run ahead of its video time"
+    fast = list(LiveFile(footage_dir / "porch_bottle_drop_bad2.mp4", 5.0, realtime=False))
+    looped = []
+    src = LiveFile(footage_dir / "porch_bottle_drop_bad2.mp4", 5.0, loop=True, realtime=False, stop=stop)
+    stop.clear()
+    for frame in src:
+        looped.append(frame)
+        if len(looped) == 2 * len(fast) + 3:
+            stop.set()
+    t = [f.time_s for f in looped]
+    assert all(b > a for a, b in zip(t, t[1:])), "video time goes on across loops"
+    every = list(FileSource(footage_dir / "porch_bottle_drop_bad2.mp4", None))
+    n, length = len(every), every[-1].time_s + (every[-1].time_s - every[0].time_s) / (len(every) - 1)
+    second = [f for f in looped if f.index >= n]
+    assert second and all(f.index < 2 * n for f in second[:5])
+    for f in second[:5]:  # the second pass shows the first one's frames, a pass later in video time
+        first = every[f.index - n]
+        assert np.array_equal(f.image, first.image) and f.time_s == pytest.approx(first.time_s + length, abs=1e-3)
+
+
+def test_live_file_errors_are_user_errors(tmp_path, footage_dir):
+    from detector.sources import LiveFile
+
+    with pytest.raises(UserError, match="clip not found"):
+        LiveFile(tmp_path / "nope.mp4", 5.0)
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(np.random.default_rng(0).integers(0, 256, 100_000, dtype=np.uint8).tobytes())
+    with pytest.raises(UserError, match="junk.mp4"):
+        list(LiveFile(junk, 5.0, realtime=False))
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes((footage_dir / "porch_bottle_drop_bad2.mp4").read_bytes()[:4000])
+    with pytest.raises(UserError, match="cut.mp4"):
+        list(LiveFile(cut, 5.0, realtime=False))

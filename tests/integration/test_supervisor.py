@@ -50,7 +50,13 @@ def test_site_runs_restarts_and_stops(footage_dir, model_dir, tmp_path):
             {"name": "b", "url": str(footage_dir / "pets2009_vtest_480x360.avi"), "loop": True, "analysis_fps": 4},
             {"name": "dead", "url": str(tmp_path / "no-such-clip.mp4")},
         ],
-        "supervisor": {"restart_backoff_initial_s": 0.5, "restart_backoff_max_s": 2, "state_log_interval_s": 2},
+        # Two workers: a with the dead camera, b alone; a crash of a's worker must not touch b.
+        "supervisor": {
+            "restart_backoff_initial_s": 0.5,
+            "restart_backoff_max_s": 2,
+            "state_log_interval_s": 2,
+            "cameras_per_process": 2,
+        },
         "privacy": {"evidence_dir": str(tmp_path / "evidence")},
         "outbox": {"dir": str(tmp_path / "outbox"), "key_dir": str(tmp_path / "keys")},
         "metrics": {"port": port, "stale_after_s": 5},
@@ -79,15 +85,20 @@ def test_site_runs_restarts_and_stops(footage_dir, model_dir, tmp_path):
             (OSError, ValueError, KeyError),
         )
         assert h, "cameras did not start"
-        # the dead camera is retried with backoff and does not stop the others
-        assert wait_until(
-            lambda: health()["cameras"]["dead"]["restarts"] >= 2, 20, 0.2, (OSError, ValueError, KeyError)
+        # the dead camera (a configuration error) is stopped with its reason, not restarted in a
+        # loop, and does not stop the others
+        h = wait_until(
+            lambda: (h := health())["cameras"]["dead"]["state"] == "error" and h,
+            20,
+            0.2,
+            (OSError, ValueError, KeyError),
         )
-        h = health()
-        assert h["cameras"]["dead"]["state"] in ("backoff", "running", "error")
-        # restarting forever without a frame is not healthy: stale once stale_after_s has passed
+        assert h and "clip not found" in h["cameras"]["dead"]["last_error"], health()
+        assert h["cameras"]["a"]["pid"] == h["cameras"]["dead"]["pid"] != h["cameras"]["b"]["pid"]
+        # a camera that cannot run is not healthy: stale once stale_after_s has passed
         h = wait_until(lambda: (h := health())["stale"] == ["dead"] and h, 10, 0.2, (OSError, ValueError, KeyError))
         assert h and h["status"] == "degraded", health()
+        assert h["cameras"]["dead"]["restarts"] == 0
         log.seek(0)
         assert "camera 'dead': url: clip not found" in log.read()
 
@@ -115,6 +126,8 @@ def test_site_runs_restarts_and_stops(footage_dir, model_dir, tmp_path):
         )
         assert h["cameras"]["a"]["pid"] != pid_a and h["cameras"]["b"]["pid"] == pid_b
         assert h["cameras"]["b"]["restarts"] == 0 and h["cameras"]["a"]["state"] == "running"
+        # the dead camera, in the killed worker too, stays stopped: its error is not retried
+        assert h["cameras"]["dead"]["state"] == "error" and h["cameras"]["dead"]["restarts"] == 0
         assert not h["cameras"]["a"]["stale"] and not h["cameras"]["b"]["stale"]
 
         code, body = get(base + "/metrics")

@@ -91,7 +91,6 @@ def test_cli_bad_config_exits_2_with_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "camera 'gate': fps: unknown key" in err
     assert main(["run", "--config", str(tmp_path / "missing.yaml")]) == 2
-    assert main(["run", "--config", str(EXAMPLE), "--check"]) == 0
 
 
 def test_unreachable_cameras_at_start_get_one_line_naming_camera_and_key(tmp_path):
