@@ -30,9 +30,11 @@ demo: install
 test: install
 	$(VENV)/bin/pytest -q -rs
 
-# The developer's fast loop: the pure unit tier (no models, no footage, no servers).
+# The developer's fast loop: the pure unit tier (no models, no footage, no servers). Pure tests
+# share nothing, so they run on every core at once; the other tiers start servers and time
+# things, and stay serial.
 test-fast: install
-	$(VENV)/bin/pytest -q -rs tests/unit
+	$(VENV)/bin/pytest -q -rs -n auto tests/unit
 
 lint: install
 	$(VENV)/bin/ruff check .
