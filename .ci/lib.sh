@@ -19,20 +19,29 @@ find_python() {
   return 1
 }
 
+# pip, quietly: the machine's pip config names local indexes that may not exist, and their
+# warnings are noise. Keeps pip's exit status (a pipe into grep would hide it).
+quiet_pip() {
+  local status=0 log
+  log=$(mktemp)
+  "$@" >"$log" 2>&1 || status=$?
+  grep -v "^WARNING: Location" "$log" || true
+  rm -f "$log"
+  return "$status"
+}
+
 # A fresh virtualenv at $2 for interpreter $1, with an up-to-date pip.
 fresh_venv() {
   "$1" -m venv "$2"
-  "$2/bin/pip" install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+  quiet_pip "$2/bin/pip" install -q --upgrade pip
 }
 
-# pip install into venv $1, quietly (the machine's pip config names local indexes that may not
-# exist; their warnings are noise). --no-compile: these venvs live for one run, and byte-compiling
+# pip install into venv $1. --no-compile: these venvs live for one run, and byte-compiling
 # every file of OpenCV, SciPy and friends costs more than it saves.
 venv_install() {
   local venv=$1
   shift
-  "$venv/bin/pip" install -q --no-compile "$@" 2>&1 | grep -v "^WARNING: Location" || true
-  return "${PIPESTATUS[0]}"
+  quiet_pip "$venv/bin/pip" install -q --no-compile "$@"
 }
 
 # The replay every deployable must run: a real clip (a sample name, resolved through the
