@@ -141,7 +141,7 @@ class Ingestor:
             raise EventError("key_mismatch", f"key {env.keyid} is registered for another source")
         if rec.revoked:
             raise EventError("revoked_key", f"key {env.keyid} is revoked")
-        check_signature(event, self._key(rec))
+        check_signature(event, self._key(rec), plain=True)  # plain: check_envelope accepted it
 
     def _signed_by(self, event: dict, env: Envelope, keys: dict[str, KeyRecord]) -> bool:
         """Did the source's own (possibly revoked) key sign this? Only then may its refusal be
@@ -220,25 +220,26 @@ class Ingestor:
         return out
 
     def _apply(self, tx: LedgerTx, event: dict, env: Envelope, now_ms: int) -> str:
-        body = canonical(event)
+        body = canonical(event, plain=True)  # check_envelope accepted it: plain JSON values only
         digest = hashlib.sha256(body).hexdigest()  # == events.event_hash(event), one canonicalization
         known = tx.event_hash(env.source, env.id)
         if known is not None:  # before the clock: a re-sent old event is still acknowledged
             if known == digest:
                 return "duplicate"
             raise EventError("id_conflict", f"id {env.id} was accepted with different content")
-        check_clock(env.time_ms, now_ms, self.clock.max_ahead_s, self.clock.max_behind_s)
+        t_ms = env.time_ms  # parsed once
+        check_clock(t_ms, now_ms, self.clock.max_ahead_s, self.clock.max_behind_s)
         head = tx.head(env.source)
         gap = None
         try:
-            check_link(env.seq, env.prevhash, head.seq, head.hash, env.time_ms, head.time_ms)
+            check_link(env.seq, env.prevhash, head.seq, head.hash, t_ms, head.time_ms)
         except EventError as e:
             g = tx.open_gap(env.source) if e.reason in _GAP_REASONS else None
             if g is None or (g.next_seq is not None and g.next_seq != env.seq):
                 if g is not None:
                     e.detail += f" (the accepted gap expects seq {g.next_seq})"
                 raise
-            check_time_order(env.time_ms, head.time_ms, head.seq)
+            check_time_order(t_ms, head.time_ms, head.seq)
             gap = g.id
 
         d = env.data
@@ -259,7 +260,7 @@ class Ingestor:
                 litter=d.litter,
                 claimed_points=d.points,
                 time=env.time,
-                time_ms=env.time_ms,
+                time_ms=t_ms,
                 effect=effect,
                 also=tuple(a.litter for a in d.also or ()),
                 gap=gap,

@@ -176,14 +176,15 @@ def _plain(obj: Any) -> bool:
     return False  # floats, and subclasses whose JSON may differ: the reference decides
 
 
-def canonical(obj: Any) -> bytes:
+def canonical(obj: Any, plain: bool = False) -> bytes:
     """RFC 8785 (JCS) canonical JSON bytes.
 
     Events hold only integers, ASCII keys and strings, for which `json.dumps` with sorted keys
     and no spaces already is the canonical form, about five times faster than the pure-Python
     `rfc8785` (the backend canonicalizes every event twice); anything else goes to `rfc8785`.
-    tests/unit/test_canonical.py checks the two agree."""
-    if _plain(obj):
+    tests/unit/test_canonical.py checks the two agree. `plain=True`: the caller vouches for
+    it (an event `check_envelope` accepted holds only such values), so the walk is skipped."""
+    if plain or _plain(obj):
         return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     return rfc8785.dumps(obj)
 
@@ -193,16 +194,17 @@ def event_hash(event: dict) -> str:
     return hashlib.sha256(canonical(event)).hexdigest()
 
 
-def signing_bytes(event: dict) -> bytes:
-    return canonical({k: v for k, v in event.items() if k != SIG_ATTR})
+def signing_bytes(event: dict, plain: bool = False) -> bytes:
+    return canonical({k: v for k, v in event.items() if k != SIG_ATTR}, plain)
 
 
 def _b64url(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
-def check_signature(event: dict, public_key: Ed25519PublicKey) -> None:
-    """Raise EventError('bad_signature') unless `sig` is a valid signature by public_key."""
+def check_signature(event: dict, public_key: Ed25519PublicKey, plain: bool = False) -> None:
+    """Raise EventError('bad_signature') unless `sig` is a valid signature by public_key.
+    `plain`: the event passed `check_envelope` (see `canonical`)."""
     sig = event.get(SIG_ATTR)
     try:
         raw = base64.urlsafe_b64decode(str(sig) + "=" * (-len(str(sig)) % 4))
@@ -210,7 +212,7 @@ def check_signature(event: dict, public_key: Ed25519PublicKey) -> None:
         # canonical spelling, so a signature has exactly one textual form (and event hash)
         if _b64url(raw) != sig:
             raise ValueError("non-canonical base64url")
-        public_key.verify(raw, signing_bytes(event))
+        public_key.verify(raw, signing_bytes(event, plain))
     except (InvalidSignature, ValueError, TypeError):
         raise EventError("bad_signature", "signature does not verify with the key of this source") from None
     except (rfc8785.CanonicalizationError, UnicodeError, OverflowError) as e:  # pragma: no cover - schema first
