@@ -218,6 +218,7 @@ class SiteMetrics:
             detector_s=total.detector_s,
             act_latency_s=total.act_latency_s,
             last_error=(last.last_error if last is not None else None) or total.last_error or sup.last_exit,
+            delivery_blocked=total.delivery_blocked,
         )
         return view
 
@@ -226,6 +227,7 @@ class SiteMetrics:
         cams = {c: self.camera_view(c, now) for c in self.latest}
         stale = sorted(c for c, v in cams.items() if v["stale"])
         overloaded = sorted(c for c, v in cams.items() if v["overloaded"])
+        blocked = sorted(c for c, v in cams.items() if v["delivery_blocked"])
         keys = (
             "state",
             "pid",
@@ -239,13 +241,15 @@ class SiteMetrics:
             "drop_ratio",
             "video_time_s",
             "outbox_depth",
+            "delivery_blocked",
             "last_error",
         )
         return {
-            "status": "degraded" if stale else "overloaded" if overloaded else "ok",
+            "status": "degraded" if stale or blocked else "overloaded" if overloaded else "ok",
             "site": self.site,
             "stale": stale,
             "overloaded": overloaded,
+            "blocked": blocked,  # cameras whose chain the backend refused for good (reason per camera)
             "cameras": {c: {k: v[k] for k in keys} for c, v in cams.items()},
         }
 
@@ -290,6 +294,11 @@ class SiteMetrics:
         stale = GaugeMetricFamily(
             "detector_camera_stale", "1 when a camera has had no frame for too long", labels=labels
         )
+        blocked = GaugeMetricFamily(
+            "detector_delivery_blocked",
+            "1 when the backend refused the camera's chain for good (see /healthz for the reason)",
+            labels=labels,
+        )
         drops = GaugeMetricFamily(
             "detector_analysis_drop_ratio",
             f"share of the frames due for analysis dropped over the last {self.overload_window_s:g} s (overload)",
@@ -313,6 +322,7 @@ class SiteMetrics:
             if v["last_frame_wall"] is not None:
                 last.add_metric([self.site, c], v["last_frame_wall"])
             stale.add_metric([self.site, c], 1 if v["stale"] else 0)
+            blocked.add_metric([self.site, c], 1 if v["delivery_blocked"] else 0)
             drops.add_metric([self.site, c], v["drop_ratio"] or 0.0)
             for s in CameraState:
                 state.add_metric([self.site, c, s.value], 1 if v["state"] == s else 0)
@@ -322,7 +332,7 @@ class SiteMetrics:
             "detector_site_overloaded", "1 when some camera dropped frames due for analysis lately", labels=["site"]
         )
         overloaded.add_metric([self.site], 1 if any(v["overloaded"] for v in views.values()) else 0)
-        yield from (restarts, cpu, depth, last, stale, drops, state, hist, act_hist, overloaded)
+        yield from (restarts, cpu, depth, last, stale, blocked, drops, state, hist, act_hist, overloaded)
 
 
 class _Handler(BaseHTTPRequestHandler):

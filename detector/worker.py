@@ -56,6 +56,7 @@ class WorkerStats:
     outbox_depth: int = 0
     delivered: int = 0
     delivery_failures: int = 0
+    delivery_blocked: str | None = None  # why the backend refused this camera's chain for good (None: not blocked)
     cpu_s: float = 0.0  # the camera's reader thread plus its frames' analysis
     detector_s: Histogram = field(default_factory=detector_histogram)
     act_latency_s: Histogram = field(default_factory=act_latency_histogram)
@@ -71,6 +72,14 @@ def _load_or_make_key(key_dir: Path, camera: str):
     from detector.protocol import keys
 
     path = Path(key_dir) / f"{camera}.key"
+    if not path.exists() and path.with_suffix(".head").exists():
+        # The key is gone but its chain's head is still here: a new key would sign events the
+        # backend does not know; say so rather than start over silently.
+        raise UserError(
+            f"camera {camera!r}: signing key {path} is missing but its chain head {path.with_suffix('.head')} is "
+            "there: restore the key, or generate a new one with `detector keys generate`, register it with the "
+            "backend and re-sign what is pending with `detector outbox resign`"
+        )
     if not path.exists():
         _, pub, kid = keys.generate(camera, Path(key_dir))
         log.warning(
@@ -100,7 +109,10 @@ class _AllSinks:
         errors = [r.error for r in results if r.error]
         if errors:
             self.failures += 1
-        return DeliveryResult(done, "; ".join(errors) if errors else None, any(r.permanent for r in results))
+        refused = [r for r in results if r.permanent]
+        return DeliveryResult(
+            done, "; ".join(errors) if errors else None, bool(refused), refused[0].reason if refused else None
+        )
 
     def close(self) -> None:
         for s in self.sinks:
@@ -216,12 +228,15 @@ class CameraWorker:
         self._open_outbox()
 
     def _open_outbox(self) -> None:
-        from detector.outbox import Outbox, Sender
+        from detector.outbox import Outbox, Sender, head_file_for
         from detector.signer import EventSigner
 
         key = _load_or_make_key(self.site.outbox.key_dir, self.cam.name)
         signer = EventSigner(key, self.site.site, self.cam.name)
-        self.outbox = Outbox(Path(self.site.outbox.dir) / f"{self.cam.name}.db", signer)
+        # The chain head is also kept beside the key: an outbox that went backwards or vanished
+        # is refused here (ChainBehind, a UserError) instead of starting a chain the backend refuses.
+        head = head_file_for(Path(self.site.outbox.key_dir) / f"{self.cam.name}.key")
+        self.outbox = Outbox(Path(self.site.outbox.dir) / f"{self.cam.name}.db", signer, head)
         self.outbox.prune(self.site.outbox.prune_after_days * 86400)
         sinks = build_sinks(self.site, self.cam.name)
         if sinks:
@@ -263,6 +278,8 @@ class CameraWorker:
         if self.sender is not None:
             self.stats.delivered = self._base.delivered + self.sender.delivered_total
             self.stats.delivery_failures = self._base.delivery_failures + self.sender.sink.failures
+            b = self.sender.blocked
+            self.stats.delivery_blocked = f"{b.reason} at seq {b.seq}: {b.detail}" if b else None
 
     def close(self, state: CameraState | None = None) -> None:
         """Stop the source, flush the outbox; the final state is the source's unless given."""

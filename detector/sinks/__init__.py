@@ -2,7 +2,8 @@
 
 Contract: `events` is a batch in chain order. The sink reports how many events *from the
 start of the batch* the receiver has durably acknowledged (accepted or duplicate); the
-sender marks exactly those delivered and retries the rest later. It must never report an
+sender marks exactly those delivered and retries the rest later, unless the refusal is
+`permanent`: then the sender blocks the chain until an operator acts. It must never report an
 event delivered that the receiver has not acknowledged.
 """
 
@@ -16,7 +17,8 @@ from typing import Protocol
 class DeliveryResult:
     delivered: int  # leading events of the batch acknowledged by the receiver
     error: str | None = None  # why the rest was not delivered (None: all delivered)
-    permanent: bool = False  # the receiver refused an event (4xx); retrying as-is will not help
+    permanent: bool = False  # the receiver refused an event for good; retrying the same bytes cannot pass
+    reason: str | None = None  # the receiver's reason code for the refusal (e.g. revoked_key)
 
     @property
     def ok(self) -> bool:

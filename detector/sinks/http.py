@@ -9,10 +9,16 @@ from pathlib import Path
 
 import httpx
 
-from detector.protocol.events import canonical
+from detector.protocol.events import RETRYABLE_REASONS, canonical
 from detector.sinks import DeliveryResult
 
 log = logging.getLogger(__name__)
+
+
+def is_permanent(status: int, reason: str | None) -> bool:
+    """A refusal retrying the same bytes cannot pass: a 4xx, except request timeouts, rate
+    limits and the reasons the protocol marks retryable (a concurrent writer, a full disk)."""
+    return 400 <= status < 500 and status not in (408, 429) and reason not in RETRYABLE_REASONS
 
 
 class HttpSink:
@@ -93,10 +99,12 @@ class HttpSink:
                 else:
                     break
         self.upload_evidence(events[: min(done, len(events))])
+        reason = payload.get("reason") if isinstance(payload.get("reason"), str) else None
         return DeliveryResult(
             min(done, len(events)),
-            f"HTTP {r.status_code} {payload.get('reason', '')}: {payload.get('detail', '')}".strip(),
-            permanent=400 <= r.status_code < 500 and r.status_code not in (408, 429),
+            f"HTTP {r.status_code} {reason or ''}: {payload.get('detail', '')}".strip(),
+            permanent=is_permanent(r.status_code, reason),
+            reason=reason or f"http_{r.status_code}",
         )
 
     def close(self) -> None:

@@ -240,7 +240,8 @@ class SqliteLedgerStore(SqlLedgerStore):
                 # or overwritten file before any of it is trusted.
                 rows = conn.execute("PRAGMA quick_check(1)").fetchall()
                 if rows != [("ok",)]:
-                    raise UserError(f"{path}: ledger database is damaged ({rows[0][0]}): restore it from a backup")
+                    problem = " ".join(str(rows[0][0]).split())  # SQLite's report spans lines; ours is one
+                    raise UserError(f"{path}: ledger database is damaged ({problem}): restore it from a backup")
             self._migrate(conn)
         except sqlite3.DatabaseError as e:
             self.close()
