@@ -109,12 +109,20 @@ class ZoneConfig(Section):
         min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$", description="zone id used by the ledger"
     )
     polygon: list[tuple[float, float]] = Field(min_length=3, description="[x, y] corners in frame pixels")
+    shared: bool = Field(
+        False,
+        description="another camera of the site sees this zone too and their litter counts in one score "
+        "(every camera listing the zone must say so; cameras sharing a zone should not see the same spots, "
+        "or litter seen by both counts twice)",
+    )
 
 
 class CameraConfig(Section):
     name: str = Field("camera", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     site: str = Field("site", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
-    zones: list[ZoneConfig] = Field(default_factory=list, description="no zones: the whole view is one zone")
+    zones: list[ZoneConfig] = Field(
+        default_factory=list, description="no zones: the whole view is one zone, named after the camera"
+    )
 
     @field_validator("zones")
     @classmethod

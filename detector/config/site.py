@@ -106,7 +106,9 @@ class SiteCamera(Section):
     realtime: bool = Field(True, description="file cameras: pace frames to video time, like a live camera")
     analysis_fps: float | None = Field(None, gt=0, description="default: source.analysis_fps of the site pipeline")
     enabled: bool = Field(True, description="false: keep the camera in the config but do not run it")
-    zones: list[ZoneConfig] = Field(default_factory=list, description="no zones: the whole view is one zone")
+    zones: list[ZoneConfig] = Field(
+        default_factory=list, description="no zones: the whole view is one zone, named after the camera"
+    )
     # Per-camera overrides of the pipeline Settings sections (detector, tracker, ...), written
     # as keys of the camera itself; see SiteConfig.camera_settings.
     pipeline: dict[str, Any] = Field(default_factory=dict, description="(filled from section keys)")
@@ -189,6 +191,7 @@ def validate_site(data: Any, origin: str) -> SiteConfig:
     for key in site.pipeline:
         if key not in sections:
             raise UserError(f"{origin}: pipeline.{key}: unknown key (sections: {', '.join(sorted(sections))})")
+    _check_zone_owners(site, origin)
     for cam in site.cameras:
         for zone in cam.zones:
             _check_polygon(zone, f"{origin}: camera {cam.name!r}: zones.{zone.id}.polygon")
@@ -197,6 +200,24 @@ def validate_site(data: Any, origin: str) -> SiteConfig:
         except ValidationError as e:
             raise UserError(format_error(e, f"{origin}: camera {cam.name!r}")) from None
     return site
+
+
+def _check_zone_owners(site: SiteConfig, origin: str) -> None:
+    """Zones are per camera: two cameras may use one zone id (and add up in one score) only
+    when every one of them marks it `shared: true`. A camera without zones has one named after
+    itself, which is never shared."""
+    users: dict[str, list[tuple[str, bool]]] = {}
+    for cam in site.cameras:
+        for zid, shared in [(z.id, z.shared) for z in cam.zones] or [(cam.name, False)]:
+            users.setdefault(zid, []).append((cam.name, shared))
+    for zid, owners in users.items():
+        if len(owners) > 1 and not all(shared for _, shared in owners):
+            names = " and ".join(repr(c) for c, _ in owners)
+            raise UserError(
+                f"{origin}: zone {zid!r} is used by cameras {names}: zones are per camera; to add their litter "
+                f"up in one score, mark the zone `shared: true` on each camera (a camera without zones has one "
+                f"named after itself, which cannot be shared)"
+            )
 
 
 def _check_polygon(zone: ZoneConfig, where: str) -> None:

@@ -111,3 +111,38 @@ def test_unreachable_cameras_at_start_get_one_line_naming_camera_and_key(tmp_pat
     rtsp, missing = (preflight(c, timeout_s=1) for c in s.cameras)
     assert rtsp.startswith(f"camera 'gate': url: cannot reach 127.0.0.1:{port}") and "secret" not in rtsp
     assert missing.startswith("camera 'yard': url: clip not found") and "\n" not in missing
+
+
+SQUARE = [[0, 0], [10, 0], [10, 10], [0, 10]]
+
+
+def test_zones_are_per_camera_unless_shared_on_each():
+    # two cameras naming one zone: refused unless both say it is shared
+    msg = error_of(
+        site(
+            {"name": "a", "url": "a.mp4", "zones": [{"id": "entrance", "polygon": SQUARE}]},
+            {"name": "b", "url": "b.mp4", "zones": [{"id": "entrance", "polygon": SQUARE, "shared": True}]},
+        )
+    )
+    assert "zone 'entrance' is used by cameras 'a' and 'b'" in msg and "shared: true" in msg
+    s = validate_site(
+        site(
+            {"name": "a", "url": "a.mp4", "zones": [{"id": "entrance", "polygon": SQUARE, "shared": True}]},
+            {"name": "b", "url": "b.mp4", "zones": [{"id": "entrance", "polygon": SQUARE, "shared": True}]},
+        ),
+        "site.yaml",
+    )
+    assert [z.shared for c in s.cameras for z in c.zones] == [True, True]
+    # a camera without zones has one named after itself, which another camera cannot reuse
+    msg = error_of(
+        site({"name": "a", "url": "a.mp4"}, {"name": "b", "url": "b.mp4", "zones": [{"id": "a", "polygon": SQUARE}]})
+    )
+    assert "zone 'a' is used by cameras 'a' and 'b'" in msg
+
+
+def test_default_zone_is_named_after_the_camera():
+    from detector.zones import ZoneMap
+
+    s = validate_site(site({"name": "a", "url": "a.mp4"}, {"name": "b", "url": "b.mp4"}), "site.yaml")
+    zones = [ZoneMap(s.camera_settings(c).camera) for c in s.cameras]
+    assert [z.zone_of(5, 5) for z in zones] == ["a", "b"] and [z.ids for z in zones] == [["a"], ["b"]]
