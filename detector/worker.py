@@ -333,12 +333,11 @@ class CameraWorker:
 
         from detector.protocol.views import make_view
         from detector.sinks.http import HttpSink
-        from detector.zones import WHOLE_VIEW
 
         self._view_sent = True
         h, w = frame.image.shape[:2]
         zones = {z.id: [tuple(p) for p in z.polygon] for z in self.cam.zones} or {
-            WHOLE_VIEW: [(0, 0), (w, 0), (w, h), (0, h)]
+            self.cam.name: [(0, 0), (w, 0), (w, h), (0, h)]  # no zones: one, named after the camera
         }
         view = make_view(
             self.outbox.signer.key,

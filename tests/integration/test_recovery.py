@@ -303,13 +303,13 @@ def test_refusals_of_times_and_unicode_are_4xx(tmp_path):
 def test_site_health_and_metrics_show_a_blocked_chain(tmp_path):
     """The live worker's sender meets a permanent refusal: it stops sending that chain, and the
     site's /healthz and /metrics (served by the supervisor from the worker's stats) say why."""
-    import dataclasses
-
     import httpx
+    import numpy as np
     from helpers import wait_until
 
     from detector.config.site import validate_site
     from detector.metrics import SiteMetrics, serve
+    from detector.values import Frame
     from detector.worker import CameraWorker
 
     ks = make_keys(tmp_path, "other")
@@ -324,19 +324,18 @@ def test_site_health_and_metrics_show_a_blocked_chain(tmp_path):
             },
             "test",
         )
-        reports = []
-        worker = CameraWorker(site, site.cameras[0], report=reports.append)
+        worker = CameraWorker(site, site.cameras[0])
         worker._open_outbox()  # makes the camera's key on first run, as a new site does
+        frame = Frame(0, 0.0, np.zeros((4, 4, 3), np.uint8))
         try:
-            worker._emit(act(0, CAM, CAM), None)
-            worker._emit(act(1, CAM, CAM), None)
+            worker._emit(act(0, CAM, CAM), None, frame)
+            worker._emit(act(1, CAM, CAM), None, frame)
             assert wait_until(lambda: worker.sender.blocked is not None, timeout=30)
             calls = b.metric("detector_backend_refused_total", reason="unknown_key")
-            worker._sync_stats()
-            stats = reports[-1]
+            stats = worker.sync_stats()
             assert stats.delivery_blocked.startswith("unknown_key at seq 1") and stats.outbox_depth == 2
             metrics = SiteMetrics("s1", [CAM])
-            metrics.update(CAM, dataclasses.asdict(stats))
+            metrics.update(stats)
             server = serve(metrics, "127.0.0.1", 0)
             try:
                 url = f"http://127.0.0.1:{server.server_address[1]}"

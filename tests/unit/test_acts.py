@@ -70,7 +70,8 @@ def test_littering_after_dwell_when_owner_walks_away():
     acts = run.frames(4.0, people=[(7, FAR)], objects=[bag(2.0)])
     assert len(acts) == 1
     act = acts[0]
-    assert act.kind == "littering" and act.box == BAG and act.zone == CameraConfig().name  # no zones: one, named after the camera
+    # no zones: one, named after the camera
+    assert act.kind == "littering" and act.box == BAG and act.zone == CameraConfig().name
     assert act.t_release == 2.0 and 4.0 + ActsConfig().dwell_s <= act.t_notify <= 7.0
     assert act.severity == "bag"  # 40 px against a 200 px person (0.2 of their height)
     assert act.litter_id in run.watched
