@@ -359,8 +359,26 @@ def measure(label: str, db: str, cfg: Path, api_key: str, nproc: int, a: argpars
         idle = [x * 1000 for x in latencies]
         latencies.clear()
         stop_reader.clear()
+        db_latencies: list[float] = []
+
+        def db_reader() -> None:
+            """The same read straight from the database (no HTTP, no server process): what the
+            query costs at this ledger size, apart from the server's queueing."""
+            rng = random.Random(1)
+            st = open_store(db)
+            try:
+                while not stop_reader.is_set():
+                    t0 = time.perf_counter()
+                    st.zones(f"site{rng.randrange(a.sites):03d}")
+                    db_latencies.append(time.perf_counter() - t0)
+                    time.sleep(a.read_pause)
+            finally:
+                st.close()
+
         rt = threading.Thread(target=reader)
         rt.start()
+        dbt = threading.Thread(target=db_reader)
+        dbt.start()
         senders = [threading.Thread(target=sender, args=(k,)) for k in range(a.senders)]
         cpu0 = sum(_cpu_seconds(p.pid) for p in procs)
         t = time.perf_counter()
@@ -372,6 +390,7 @@ def measure(label: str, db: str, cfg: Path, api_key: str, nproc: int, a: argpars
         cpu = sum(_cpu_seconds(p.pid) for p in procs) - cpu0
         stop_reader.set()
         rt.join()
+        dbt.join()
         if problems:
             raise SystemExit(f"[{label} x{nproc}] failed: {problems[:3]}")
         check = open_store(db)
@@ -392,6 +411,8 @@ def measure(label: str, db: str, cfg: Path, api_key: str, nproc: int, a: argpars
             "get_zones_n": len(ms),
             "get_zones_p50_ms": round(_pct(ms, 50), 1),
             "get_zones_p99_ms": round(_pct(ms, 99), 1),
+            "db_zones_p50_ms": round(_pct([x * 1000 for x in db_latencies], 50), 2),
+            "db_zones_p99_ms": round(_pct([x * 1000 for x in db_latencies], 99), 2),
             "idle_get_zones_p50_ms": round(_pct(idle, 50), 1),
             "idle_get_zones_p99_ms": round(_pct(idle, 99), 1),
         }
@@ -431,15 +452,17 @@ def main() -> None:
     )
     print(
         "| database | processes | ledger rows | ingest events/s | backend CPU ms/event "
-        "| GET site zones during ingest p50 / p99 ms | GETs | same GET, no ingest p50 / p99 ms |"
+        "| GET site zones during ingest p50 / p99 ms | GETs | same GET, no ingest p50 / p99 ms "
+        "| the query alone during ingest p50 / p99 ms |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         print(
             f"| {r['database']} | {r['processes']} | {r['ledger_rows_before']:,} | {r['events_per_s']:,} "
             f"| {r['backend_cpu_ms_per_event']} | {r['get_zones_p50_ms']} / {r['get_zones_p99_ms']} "
             f"| {r['get_zones_n']} "
-            f"| {r['idle_get_zones_p50_ms']} / {r['idle_get_zones_p99_ms']} |"
+            f"| {r['idle_get_zones_p50_ms']} / {r['idle_get_zones_p99_ms']} "
+            f"| {r['db_zones_p50_ms']} / {r['db_zones_p99_ms']} |"
         )
     if a.json:
         a.json.write_text(json.dumps(rows, indent=2))
