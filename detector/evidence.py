@@ -56,7 +56,8 @@ class EvidenceStore:
         now = time.time() if now is None else now
         self._last_purge = now
         removed = 0
-        for p in self.dir.glob("*.jpg"):
+        # A `.tmp<pid>` left by a crash between write and rename is evidence too: it ages out alike.
+        for p in [*self.dir.glob("*.jpg"), *self.dir.glob("*.tmp*")]:
             try:
                 if now - p.stat().st_mtime > self.retention_s:
                     p.unlink()

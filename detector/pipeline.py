@@ -33,6 +33,7 @@ class FrameResult:
     detector_ran: bool = False
     detector_ms: float = 0.0
     scene: SceneView | None = None
+    motion_boxes: tuple[tuple[int, int, int, int], ...] = ()  # what moved (the redactor blurs on doubt there)
 
 
 def person_boxes(result: FrameResult, class_names: list[str]) -> np.ndarray:
@@ -72,6 +73,7 @@ class Pipeline:
         self._last: tuple[sv.Detections, sv.Detections] = (empty_tracks(), empty_tracks())
         self.detector_runs = 0
         self.frames_seen = 0
+        self._motion_boxes: tuple = ()
 
     def _plan(self, frame: Frame, grey: np.ndarray) -> str:
         """ "detect", "reuse" (the last detections still describe the frame) or "skip".
@@ -88,6 +90,7 @@ class Pipeline:
             return "detect"
         m = self.settings.motion
         motion = self.gate.update(grey)
+        self._motion_boxes = motion.boxes
         since = frame.time_s - self._last_detect_t
         if since >= m.recheck_s:
             return "detect"
@@ -129,7 +132,9 @@ class Pipeline:
             self.scene.unwatch(litter_id)
         for litter_id, box in step.watch:
             self.scene.watch(litter_id, box)
-        return FrameResult(frame, detections, tracks, step.acts, plan == "detect", detector_ms, view)
+        return FrameResult(
+            frame, detections, tracks, step.acts, plan == "detect", detector_ms, view, self._motion_boxes
+        )
 
     def _split(self, detections: sv.Detections, tracks: sv.Detections) -> tuple[list[Person], list[Sighting]]:
         """People (tracked, plus untracked person detections so that nobody is mistaken

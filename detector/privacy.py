@@ -1,15 +1,28 @@
-"""Face blurring of evidence: every image the product stores or sends goes through `Redactor`.
+"""Face blurring of everything stored or sent: every image the product keeps goes through `Redactor`.
 
-Faces are found with YuNet (onnxruntime, decoded in numpy as models/MODELS.md describes);
-as a fallback, the head region (top part, full width) of every person box that has no face
-inside it is blurred too, because YuNet misses small, turned-away or low-light faces.
-Blurring is coarse pixelation followed by a heavy Gaussian, done in memory on a copy before JPEG
-encoding, so nothing unblurred ever reaches disk or the network.
+One entry point: `Redactor.redact(image, seen)` (or `.snapshot(...)` for JPEG bytes), where `seen`
+is what the pipeline knows about the frame (`Seen.of(result, pipeline)`): person boxes (detected,
+tracked, or still held by the tracker while unseen) and moving regions. The rule is blur on doubt
+(a false blur costs nothing, a missed face is a defect):
+- faces found by YuNet at several scales: the whole frame enlarged up to `face_pixels` (and
+  coarser for faces too big for YuNet's 10-300 px range), plus, where people may be (person boxes, moving
+  regions, faces of the previous frame), crops enlarged `roi_scale` times, because YuNet cannot
+  see a 10-14 px face at 1x; each face is blurred whole, grown by `face_margin`;
+- the head region of every person box, whether or not a face was found in it (the face found
+  there may be someone else's), sized for the view: see `head_region`;
+- the head region of upright moving regions (people the detector misses);
+- the faces of the previous frame again for `carry_s`, grown by their size (a face YuNet finds
+  on one frame and loses on the next has not gone anywhere).
+Blurring is coarse pixelation followed by a heavy Gaussian, done in memory on a copy before any
+encoding, so nothing unblurred ever reaches disk or the network. Nothing here recognises or
+compares faces: they are found only to be blurred, and forgotten after `carry_s`.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -19,7 +32,18 @@ from detector.detection.base import class_wise_nms, make_session
 from detector.models import resolve_model
 from detector.protocol.errors import UserError
 
+if TYPE_CHECKING:
+    from detector.pipeline import FrameResult, Pipeline
+
 _STRIDES = (8, 16, 32)
+_NO_BOXES = np.zeros((0, 4), np.float32)
+# YuNet's training range is faces of about 10-300 px: frames longer than this get a coarse pass
+# too, so a face close to the camera (bigger than 300 px at full size) is found as well.
+_COARSE_SIDE = 480
+# An upright person seen from the side is at least this much taller than wide (a pedestrian is
+# ~3x, an upper body ~1.5x); anything squatter is seen from above, through a fisheye, seated,
+# crouching or cut off, and its head may be anywhere in the box.
+_UPRIGHT = 1.2
 
 
 class FaceDetector:
@@ -51,10 +75,12 @@ class FaceDetector:
         if missing:
             raise UserError(f"{file}: not a YuNet model (missing outputs {sorted(missing)})")
 
-    def detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def detect(self, image: np.ndarray, scale: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Faces in `image`, searched with the image resized by `scale` (default: down to
+        `max_side`, never up). Boxes are in `image` pixels."""
         h, w = image.shape[:2]
-        # YuNet is trained on faces of ~10-300 px: downscale large frames (keeping the aspect).
-        scale = min(1.0, self.max_side / max(h, w))
+        if scale is None:
+            scale = min(1.0, self.max_side / max(h, w))
         if self.fixed:
             ih, iw = self.fixed_hw
             scale = min(iw / w, ih / h)
@@ -92,6 +118,56 @@ class FaceDetector:
         return xyxy.astype(np.float32), conf[keep]
 
 
+@dataclass(frozen=True)
+class Seen:
+    """What the pipeline knows about one frame that tells the redactor where people may be."""
+
+    time_s: float | None = None  # video time; lets faces of the frame before be blurred again
+    source: str = ""  # which camera: one redactor may serve several, and carries faces per camera
+    people: np.ndarray = field(default_factory=lambda: _NO_BOXES)  # person boxes (N,4) xyxy
+    moving: np.ndarray = field(default_factory=lambda: _NO_BOXES)  # moving regions (M,4) xyxy
+
+    @classmethod
+    def of(cls, result: FrameResult, pipeline: Pipeline) -> Seen:
+        """Everything the pipeline has on this frame: every person it detected (tracked or not
+        yet), the tracks it still holds (people it has lost sight of for a moment are still
+        there), and what the motion gate saw move."""
+        from detector.pipeline import person_boxes
+
+        people = [person_boxes(result, pipeline.class_names)]
+        if "person" in pipeline.class_names:
+            people.append(pipeline.tracker.held_boxes(pipeline.class_names.index("person")))
+        return cls(
+            result.frame.time_s,
+            pipeline.settings.camera.name,
+            _boxes(np.concatenate(people)),
+            _boxes(result.motion_boxes),
+        )
+
+
+def _boxes(a) -> np.ndarray:
+    return np.asarray(a, np.float32).reshape(-1, 4)
+
+
+def head_region(box, min_fraction: float = 0.25, margin: float = 0.15) -> tuple[float, float, float, float]:
+    """Where the head of the person in `box` can be, with a margin.
+
+    An upright box (height >= 1.2 x width: someone standing or walking, seen from the side) has
+    the head on top: the top `min_fraction` of its height, and at least 0.75 of its width (an
+    upper body cut off by the frame or a desk has a head that is a large part of its box; a
+    head is about as tall as 0.4-0.5 of the shoulder width that sets the box's width). A squatter
+    box (seen from above, through a fisheye, seated, crouching, lying) gets blurred whole.
+    """
+    x1, y1, x2, y2 = (float(v) for v in box)
+    bw, bh = x2 - x1, y2 - y1
+    mx = margin * bw
+    if bh < _UPRIGHT * bw:
+        my = margin * bh
+        return (x1 - mx, y1 - my, x2 + mx, y2 + my)
+    hh = min(bh, max(min_fraction * bh, 0.75 * bw))
+    return (x1 - mx, y1 - margin * hh, x2 + mx, y1 + hh)
+
+
 def blur_region(image: np.ndarray, box: np.ndarray | tuple) -> None:
     """Irreversibly blur `box` of `image` in place: pixelate to a few blocks, then a heavy Gaussian."""
     h, w = image.shape[:2]
@@ -107,53 +183,131 @@ def blur_region(image: np.ndarray, box: np.ndarray | tuple) -> None:
     image[y1:y2, x1:x2] = cv2.GaussianBlur(pix, (k, k), 0)
 
 
+def _grow(boxes: np.ndarray, by: float) -> np.ndarray:
+    boxes = _boxes(boxes)
+    d = np.column_stack([boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]]) * by
+    return np.column_stack([boxes[:, :2] - d, boxes[:, 2:] + d]).astype(np.float32)
+
+
+def merge_rects(boxes: np.ndarray, w: int, h: int) -> list[tuple[int, int, int, int]]:
+    """Integer rectangles clipped to the frame, overlapping ones merged into their union, so a
+    crowd is searched as one crop rather than one per person (each YuNet call has a fixed cost)."""
+    rects = []
+    for x1, y1, x2, y2 in _boxes(boxes):
+        r = [max(0, int(x1)), max(0, int(y1)), min(w, int(np.ceil(x2))), min(h, int(np.ceil(y2)))]
+        if r[2] - r[0] >= 4 and r[3] - r[1] >= 4:
+            rects.append(r)
+    merged = True
+    while merged:
+        merged = False
+        out: list[list[int]] = []
+        for r in rects:
+            for o in out:
+                if r[0] < o[2] and o[0] < r[2] and r[1] < o[3] and o[1] < r[3]:
+                    o[:] = [min(o[0], r[0]), min(o[1], r[1]), max(o[2], r[2]), max(o[3], r[3])]
+                    merged = True
+                    break
+            else:
+                out.append(r)
+        rects = out
+    return sorted(tuple(r) for r in rects)  # sorted: the same search order every run
+
+
 class Redactor:
-    """Blurs faces and head regions of a frame; returns JPEG bytes that are safe to store."""
+    """Blurs every face and head a frame may hold; returns an image or JPEG bytes safe to store."""
 
     def __init__(self, cfg: PrivacyConfig, faces: FaceDetector | None = None) -> None:
         self.cfg = cfg
         self.faces = faces or FaceDetector(
-            cfg.face_model, cfg.face_model_path, cfg.face_score_threshold, cfg.face_max_side, cfg.threads
+            cfg.face_model, cfg.face_model_path, cfg.face_score_threshold, 640, cfg.threads
         )
+        # Per source: (time, face boxes) of its frame before. Replaced whole, never mutated, so
+        # threads analysing several cameras with one redactor need no lock.
+        self._last_faces: dict[str, tuple[float, np.ndarray]] = {}
 
-    def regions(self, image: np.ndarray, person_boxes: np.ndarray | None = None) -> np.ndarray:
-        """Boxes (N,4) to blur: grown face boxes, plus the head of each person box with no face in it."""
-        faces, _ = self.faces.detect(image)
-        out = []
-        m = self.cfg.face_margin
-        for x1, y1, x2, y2 in faces:
-            dw, dh = (x2 - x1) * m, (y2 - y1) * m
-            out.append((x1 - dw, y1 - dh, x2 + dw, y2 + dh))
-        if person_boxes is not None and len(person_boxes):
-            centres = (faces[:, :2] + faces[:, 2:]) / 2 if len(faces) else np.zeros((0, 2))
-            for x1, y1, x2, y2 in np.asarray(person_boxes, float).reshape(-1, 4):
-                inside = (centres[:, 0] >= x1) & (centres[:, 0] <= x2) & (centres[:, 1] >= y1) & (centres[:, 1] <= y2)
-                if not inside.any():
-                    out.append((x1, y1, x2, y1 + (y2 - y1) * self.cfg.head_fraction))
-        return np.asarray(out, np.float32).reshape(-1, 4)
+    def find_faces(self, image: np.ndarray, where: np.ndarray = _NO_BOXES, everywhere: bool = False) -> np.ndarray:
+        """Face boxes (N,4): the whole frame at up to `face_pixels` (plus a coarse pass for big
+        faces), and the regions `where` (or, with `everywhere`, the whole frame) enlarged
+        `roi_scale` times for small ones."""
+        h, w = image.shape[:2]
+        cfg = self.cfg
+        # The whole frame as large as `face_pixels` allows, up to `roi_scale`: a small frame is
+        # searched whole at 2x (everything is small in it), a large one at 1x or below.
+        full = min(cfg.roi_scale, np.sqrt(cfg.face_pixels / (h * w)))
+        found = [self.faces.detect(image, full)[0]]
+        if max(h, w) * full > 1.5 * _COARSE_SIDE:
+            found.append(self.faces.detect(image, _COARSE_SIDE / max(h, w))[0])
+        if full >= cfg.roi_scale:
+            return np.concatenate(found)
+        rects = [(0, 0, w, h)] if everywhere else merge_rects(where, w, h)
+        # Crops covering most of the frame cost more, together, than one search of it all.
+        if sum((x2 - x1) * (y2 - y1) for x1, y1, x2, y2 in rects) > 0.6 * w * h:
+            rects = [(0, 0, w, h)]
+        for x1, y1, x2, y2 in rects:
+            boxes = self.faces.detect(image[y1:y2, x1:x2], cfg.roi_scale)[0]
+            found.append(boxes + np.array([x1, y1, x1, y1], np.float32))
+        return np.concatenate(found)
 
-    def redact(self, image: np.ndarray, person_boxes: np.ndarray | None = None) -> np.ndarray:
+    def regions(self, image: np.ndarray, seen: Seen | np.ndarray | None = None, thorough: bool = False) -> np.ndarray:
+        """Boxes (N,4) to blur in `image`: see the module docstring."""
+        if not isinstance(seen, Seen):
+            seen = Seen(people=_boxes(seen if seen is not None else _NO_BOXES))
+        cfg = self.cfg
+        last = self._recent_faces(seen)
+        # Search people and motion generously: a box from the detector or the motion gate can
+        # be off by a good part of its size, and a face search needs some context around it.
+        where = np.concatenate([_grow(seen.people, 0.2), _grow(seen.moving, 0.2), _grow(last, 1.0)])
+        faces = self.find_faces(image, where, everywhere=thorough)
+        if seen.time_s is not None:
+            self._last_faces = {**self._last_faces, seen.source: (seen.time_s, faces)}
+        out = [_grow(faces, cfg.face_margin), _grow(last, 1.0)]
+        heads = [head_region(b, cfg.head_fraction) for b in seen.people]
+        h = image.shape[0]
+        for x1, y1, x2, y2 in seen.moving:
+            # A moving region standing upright and taller than a face is taken for a person the
+            # detector missed; wide ones (vehicles, groups walking together) are left to the
+            # face search above, so evidence of a vehicle act is not blurred away.
+            bw, bh = x2 - x1, y2 - y1
+            if bh >= _UPRIGHT * bw and bh >= 16 and bh < 0.9 * h:
+                heads.append(head_region((x1, y1, x2, y2), cfg.head_fraction))
+        out.append(_boxes(heads))
+        return np.concatenate(out)
+
+    def _recent_faces(self, seen: Seen) -> np.ndarray:
+        last = self._last_faces.get(seen.source)
+        if seen.time_s is None or last is None:
+            return _NO_BOXES
+        t, boxes = last
+        return boxes if 0 < seen.time_s - t <= self.cfg.carry_s else _NO_BOXES
+
+    def redact(self, image: np.ndarray, seen: Seen | np.ndarray | None = None, thorough: bool = False) -> np.ndarray:
         """A blurred copy of `image` (the input is never modified).
 
-        Later passes look again at the blurred result: a face just under the threshold can
-        rise above it once a neighbouring region has changed.
+        `thorough` searches the whole frame at `roi_scale` too (snapshots: rare, and each one is
+        evidence sent out). Later passes look again at the blurred result: a face just under the
+        threshold can rise above it once a neighbouring region has changed.
         """
         out = image.copy()
-        regions = self.regions(image, person_boxes)
+        regions = self.regions(image, seen, thorough)
+        h, w = image.shape[:2]
         for i in range(self.cfg.blur_passes):
             for box in regions:
                 blur_region(out, box)
-            if i + 1 == self.cfg.blur_passes:
+            if i + 1 == self.cfg.blur_passes or not len(regions):
                 break
-            regions = self.regions(out)
-            if not len(regions):
-                break
+            # Only next to what was just blurred can a face have changed (the rest of the
+            # frame was searched already): search there again, at 1x.
+            found = [
+                self.faces.detect(out[y1:y2, x1:x2], 1.0)[0] + np.array([x1, y1, x1, y1], np.float32)
+                for x1, y1, x2, y2 in merge_rects(_grow(regions, 0.5), w, h)
+            ]
+            regions = _grow(np.concatenate(found), self.cfg.face_margin) if found else _NO_BOXES
         return out
 
-    def snapshot(self, image: np.ndarray, person_boxes: np.ndarray | None = None) -> bytes:
-        """Blur in memory, then encode: the only way the product turns a frame into bytes."""
+    def snapshot(self, image: np.ndarray, seen: Seen | np.ndarray | None = None) -> bytes:
+        """Blur in memory (thoroughly), then encode: the only way the product turns a frame into bytes."""
         ok, buf = cv2.imencode(
-            ".jpg", self.redact(image, person_boxes), [cv2.IMWRITE_JPEG_QUALITY, self.cfg.jpeg_quality]
+            ".jpg", self.redact(image, seen, thorough=True), [cv2.IMWRITE_JPEG_QUALITY, self.cfg.jpeg_quality]
         )
         if not ok:
             raise RuntimeError("JPEG encoding failed")

@@ -11,14 +11,17 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from fractions import Fraction
 from pathlib import Path
 
 import cv2
+import numpy as np
 from tqdm import tqdm
 
 from detector.annotate import draw_frame
 from detector.config import Settings, load_settings
-from detector.pipeline import FrameResult, Pipeline, person_boxes
+from detector.pipeline import FrameResult, Pipeline
+from detector.privacy import Seen
 from detector.protocol.errors import UserError
 from detector.samples import resolve_clip
 from detector.sources import FileSource, prefetched
@@ -195,7 +198,7 @@ def run(args: ReplayOptions) -> ReplayStats:
                 ]
                 # Faces are blurred before anything is drawn or written: the video is stored evidence.
                 image = draw_frame(
-                    redactor.redact(result.frame.image, person_boxes(result, pipeline.class_names)),
+                    redactor.redact(result.frame.image, Seen.of(result, pipeline)),
                     result.frame.time_s,
                     result.tracks,
                     pipeline.class_names,
@@ -204,8 +207,8 @@ def run(args: ReplayOptions) -> ReplayStats:
                     acts=[a for _, a in recent],
                 )
                 if writer is None:
-                    writer = _open_video(args.video, image.shape[1], image.shape[0], settings.source.analysis_fps)
-                    stack.callback(writer.release)
+                    writer = H264Writer(args.video, image.shape[1], image.shape[0], settings.source.analysis_fps)
+                    stack.callback(writer.close)
                 writer.write(image)
     wall = time.perf_counter() - t0
     if args.events:
@@ -229,15 +232,46 @@ def _open_text(path: Path):
         raise UserError(f"{path}: cannot write: {e.strerror}") from None
 
 
-def _open_video(path: Path, width: int, height: int, fps: float) -> cv2.VideoWriter:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UserError(f"{path}: cannot write: {e.strerror}") from None
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
-    if not writer.isOpened():
-        raise UserError(f"{path}: cannot write video (use a .mp4 file name in a writable directory)")
-    return writer
+class H264Writer:
+    """Annotated video as H.264 (yuv420p) in MP4 through PyAV, so it plays in a browser.
+
+    Deterministic: one x264 thread and frame times from the frame count, so the same frames give
+    the same bytes (x264 itself is deterministic unless asked not to be). `+faststart` puts the
+    index first, so a browser can start playing before the whole file has arrived.
+    """
+
+    def __init__(self, path: Path, width: int, height: int, fps: float, crf: int = 23) -> None:
+        import av
+
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.container = av.open(str(path), mode="w", format="mp4", options={"movflags": "+faststart"})
+        except (OSError, av.error.FFmpegError) as e:
+            raise UserError(f"{path}: cannot write video: {getattr(e, 'strerror', None) or e}") from None
+        self.stream = self.container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+        # yuv420p halves the chroma resolution: odd sizes get one padding row/column.
+        self.width, self.height = width + width % 2, height + height % 2
+        self.stream.width, self.stream.height = self.width, self.height
+        self.stream.pix_fmt = "yuv420p"
+        self.stream.options = {"crf": str(crf), "preset": "veryfast", "threads": "1"}
+        self._frames = 0
+
+    def write(self, image: np.ndarray) -> None:
+        import av
+
+        h, w = image.shape[:2]
+        if (w, h) != (self.width, self.height):
+            image = cv2.copyMakeBorder(image, 0, self.height - h, 0, self.width - w, cv2.BORDER_REPLICATE)
+        frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+        frame.pts = self._frames
+        self._frames += 1
+        for packet in self.stream.encode(frame):
+            self.container.mux(packet)
+
+    def close(self) -> None:
+        for packet in self.stream.encode():  # flush the encoder's delayed frames
+            self.container.mux(packet)
+        self.container.close()
 
 
 def _write_events(acts: list[Act], args: ReplayOptions, settings: Settings, start_time: datetime) -> None:

@@ -28,6 +28,7 @@ class Tracker:
         self.reset()
 
     def reset(self) -> None:
+        self._class_of: dict[int, int] = {}  # tracker id -> class of its last detection
         self._bytetrack = ByteTrackTracker(
             lost_track_buffer=max(1, round(self.cfg.lost_track_buffer_s * self.analysis_fps)),
             frame_rate=self.analysis_fps,
@@ -36,6 +37,16 @@ class Tracker:
             minimum_iou_threshold=self.cfg.minimum_iou_threshold,
             high_conf_det_threshold=self.cfg.high_conf_det_threshold,
         )
+
+    def held_boxes(self, class_id: int) -> np.ndarray:
+        """Boxes (N,4) of the confirmed tracks of `class_id` ByteTrack still holds, lost ones
+        included (at their predicted place): the redactor blurs people it cannot see right now."""
+        boxes = [
+            t.get_state_bbox()
+            for t in self._bytetrack.tracks
+            if t.tracker_id >= 0 and self._class_of.get(t.tracker_id) == class_id
+        ]
+        return np.asarray(boxes, np.float32).reshape(-1, 4)
 
     def update(self, detections: sv.Detections) -> sv.Detections:
         """Detections with `tracker_id` set; unconfirmed detections are dropped.
@@ -50,8 +61,11 @@ class Tracker:
             # track (seen while building this; not kept as a test), and the motion gate does
             # leave such gaps.
             tracked = self._bytetrack.update(detections)
+        held = {t.tracker_id for t in self._bytetrack.tracks}
+        self._class_of = {i: c for i, c in self._class_of.items() if i in held}
         if tracked.tracker_id is None or len(tracked) == 0:
             return empty_tracks()
         tracked = tracked[tracked.tracker_id >= 0]
+        self._class_of.update(zip(tracked.tracker_id.tolist(), tracked.class_id.tolist()))
         order = np.argsort(tracked.tracker_id, kind="stable")  # deterministic output order
         return tracked[order]

@@ -298,7 +298,7 @@ class CameraWorker:
     # -- per frame -----------------------------------------------------------------------
     def analyse(self, frame: Frame) -> None:
         """One frame through the pipeline; acts are signed into the outbox with their evidence."""
-        from detector.pipeline import person_boxes
+        from detector.privacy import Seen
 
         cpu0 = time.thread_time()
         st, privacy = self.stats, self.site.privacy
@@ -312,15 +312,13 @@ class CameraWorker:
         jpeg = None
         if sample or (result.acts and privacy.snapshots):  # either implies a redactor
             # One face search, blur and encode per frame, shared by the sample and every act.
-            jpeg = self._redactor.snapshot(frame.image, person_boxes(result, self.pipeline.class_names))
+            jpeg = self._redactor.snapshot(frame.image, Seen.of(result, self.pipeline))
             self._evidence.put(jpeg)
             st.snapshots += 1
         for act in result.acts:
             self._emit(act, jpeg if privacy.snapshots else None, frame)
         if not self._view_sent and self._redactor is not None and self.site.delivery.url:
-            self._send_view(
-                frame, self._redactor.snapshot(frame.image, person_boxes(result, self.pipeline.class_names))
-            )
+            self._send_view(frame, self._redactor.snapshot(frame.image, Seen.of(result, self.pipeline)))
         self._evidence.maybe_purge()
         self._analysis_cpu_s += time.thread_time() - cpu0
 

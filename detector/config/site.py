@@ -52,10 +52,25 @@ class PrivacyConfig(Section):
     blur_passes: int = Field(
         2, ge=1, le=5, description="detect again on the blurred image and blur what is still found"
     )
-    face_max_side: int = Field(640, ge=64, le=4096, description="downscale frames to this long side for YuNet")
-    face_margin: float = Field(0.3, ge=0, le=2, description="grow each face box by this fraction before blurring")
+    face_pixels: int = Field(
+        1280 * 720,
+        ge=64 * 64,
+        le=4096 * 4096,
+        description="search whole frames for faces enlarged up to this many pixels (YuNet sees faces of 10 px "
+        "and up; a 640x360 frame is searched at 2x, 1280x720 at 1x)",
+    )
+    roi_scale: float = Field(
+        2.0,
+        ge=1,
+        le=4,
+        description="enlarge people and moving regions this much for a second face search (faces of 5-14 px)",
+    )
+    face_margin: float = Field(0.3, ge=0, le=2, description="grow each face box by this fraction on every side")
     head_fraction: float = Field(
-        0.2, gt=0, le=1, description="top part of a person box blurred when no face is found in it"
+        0.25, gt=0, le=1, description="top part of an upright person box always blurred (its head and a margin)"
+    )
+    carry_s: float = Field(
+        0.5, ge=0, le=5, description="blur a face found on a frame again on frames up to this much later"
     )
     jpeg_quality: int = Field(80, ge=10, le=100, description="JPEG quality of stored snapshots")
     evidence_dir: Path = Field(Path("var/evidence"), description="directory of snapshots named by sha256")

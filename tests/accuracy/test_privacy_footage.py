@@ -66,3 +66,41 @@ def test_no_face_in_any_stored_snapshot_of_real_footage(footage_dir, faces, tmp_
         f"\nprivacy: {len(stored)} snapshots ({sampled} sampled frames holding {raw_faces} faces before "
         f"blurring, {acts} acts), 0 faces after"
     )
+
+
+@pytest.mark.slow
+@pytest.mark.footage
+@pytest.mark.parametrize(
+    "clip,known_false_faces",
+    [
+        ("shopping_street_bags_people-walking.mp4", set()),
+        ("office_lobby_fisheye_cctv.mp4", {(k, "dlib-hog", (85, 142, 121, 178)) for k in (94, 95, 104)}),
+    ],
+    ids=["crowd", "fisheye"],
+)
+def test_no_face_left_in_the_annotated_video(clip, known_false_faces, footage_dir, model_dir, tmp_path):
+    """benchmarks/bench_privacy.py on the crowded street and the fisheye lobby: faces found in the
+    source frames by checkers that share nothing with the redactor's settings (OpenCV's YuNet at
+    1x and 2x, dlib's HOG where installed), none of them left in `detector replay --video`.
+
+    On the lobby, dlib's HOG also fires on frames 94, 95 and 104 on one and the same patch of
+    glass wall above the hair of a woman seated with her back to the camera: no face there (looked
+    at by eye), the wall is rightly not blurred, and the rule counts it as left. Those three, and
+    nothing else, are allowed; before this redactor the lobby had 84 faces left by the same rule."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_privacy.py"
+    out = tmp_path / "privacy.json"
+    r = subprocess.run(
+        [sys.executable, str(bench), "--clips", clip, "--json", str(out), "--keep", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    result = json.loads(out.read_text())["clips"][0]
+    assert result["faces"] >= 300, "the source should show hundreds of faces, or this test proves nothing"
+    left = {(f["frame"], f["found_by"], tuple(round(v) for v in f["box"])) for f in result["left_faces"]}
+    assert left <= known_false_faces, sorted(left - known_false_faces)[:5]

@@ -34,3 +34,12 @@ def test_evidence_store_names_by_sha256_and_purges_old(tmp_path):
     os.utime(store.path_of(digest), (two_days_ago, two_days_ago))
     EvidenceStore(tmp_path / "ev", retention_days=1)
     assert not store.path_of(digest).exists()
+
+
+def test_a_half_written_snapshot_left_by_a_crash_ages_out_too(tmp_path):
+    store = EvidenceStore(tmp_path / "ev", retention_days=1)
+    leftover = store.dir / ("0" * 64 + ".tmp4242")
+    leftover.write_bytes(b"partial jpeg")
+    two_days_ago = time.time() - 2 * 86400
+    os.utime(leftover, (two_days_ago, two_days_ago))
+    assert store.purge() == 1 and not leftover.exists()

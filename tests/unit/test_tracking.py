@@ -48,3 +48,25 @@ def test_two_people_keep_their_own_ids_and_output_is_sorted():
             ids_by_side.append((int(out.tracker_id[right]), int(out.tracker_id[1 - right])))
     assert len(ids_by_side) >= 4 and len(set(ids_by_side)) == 1, ids_by_side  # the same two ids throughout
     assert len(set(ids_by_side[0])) == 2
+
+
+def test_held_boxes_keep_a_person_the_detector_lost_and_only_people():
+    """The redactor blurs people the tracker still holds while the detector does not see them."""
+    tracker = Tracker(TrackerConfig(), analysis_fps=5.0)
+    car = [600, 300, 760, 380]
+    for i in range(4):
+        both = sv.Detections(
+            xyxy=np.array([[300 + 4 * i, 200, 360 + 4 * i, 380], car], np.float32),
+            confidence=np.array([0.8, 0.8], np.float32),
+            class_id=np.array([0, 2]),
+        )
+        tracker.update(both)
+    assert len(tracker.held_boxes(0)) == 1 and len(tracker.held_boxes(2)) == 1
+    empty = sv.Detections(xyxy=np.zeros((0, 4), np.float32), confidence=np.zeros(0, np.float32), class_id=np.zeros(0))
+    assert len(tracker.update(empty)) == 0  # nobody detected on this frame...
+    held = tracker.held_boxes(0)
+    assert len(held) == 1  # ...but the person is still held, near where they were going
+    assert 300 < (held[0, 0] + held[0, 2]) / 2 < 360 and held[0, 1] < 220
+    for _ in range(60):  # a lost track is dropped after its buffer: nothing held for ever
+        tracker.update(empty)
+    assert len(tracker.held_boxes(0)) == 0
