@@ -44,6 +44,7 @@ _COARSE_SIDE = 480
 # ~3x, an upper body ~1.5x); anything squatter is seen from above, through a fisheye, seated,
 # crouching or cut off, and its head may be anywhere in the box.
 _UPRIGHT = 1.2
+_SMALL_REGION = 240  # px: taller (grown) regions hold faces the whole-frame search sees
 
 
 class FaceDetector:
@@ -257,6 +258,9 @@ class Redactor:
         # Search people and motion generously: a box from the detector or the motion gate can
         # be off by a good part of its size, and a face search needs some context around it.
         where = np.concatenate([_grow(seen.people, 0.2), _grow(seen.moving, 0.2), _grow(last, 1.0)])
+        # Only someone small needs the enlarged search: a face is about 1/8 of a person's
+        # height, so in a region taller than this it is over 25 px, which the 1x pass finds.
+        where = where[where[:, 3] - where[:, 1] <= _SMALL_REGION]
         faces = self.find_faces(image, where, everywhere=thorough)
         if seen.time_s is not None:
             self._last_faces = {**self._last_faces, seen.source: (seen.time_s, faces)}
