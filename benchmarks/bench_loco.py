@@ -10,9 +10,10 @@ See `detector/bench/loco.py` for the method. Not a test: run by hand, e.g.
         --param acts.dwell_s=0.5,1,2 --param scene.persist_s=1,1.5,2 --out out/loco
 
 writes out/loco/loco.json and out/loco/loco.md. Time: each setting adds (values - 1) full
-passes over the clips; one pass over the 19 shared clips (545 s of video) takes about 3 min
-of processing on this 2-core box with --jobs 2 when the box is otherwise quiet, so the example
-(5 passes) takes about 15 min cold and seconds when cached. `--plan` prints the work and exits.
+passes over the clips. The example (5 passes, 95 clip runs, 2723 s of video) took 50 min cold
+with --jobs 2 on this 2-core box while other jobs kept its load near 20 (0.47x real time per
+worker); a quiet box is several times faster. A rerun whose runs are cached takes seconds; a
+change to the pipeline's code invalidates its runs. `--plan` prints the work and exits.
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     _, model_path = resolve_model(base.detector.model, base.detector.model_path)
     paths = [args.footage / c.file for c in clips]
     cache = loco.RunCache(args.cache or cache_dir() / "loco")
-    code = loco.code_fingerprint()
+    code = loco.code_fingerprint()  # a fresh interpreter lists what a clip run imports
     variants, index = loco.variants_of(base, params)
     plan = loco.make_plan(paths, variants, cache, sha256_of(model_path), code)
     todo_video_s = _video_to_run(plan, paths)

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -99,20 +101,43 @@ def _order(v: Any) -> tuple:
 # -- the cache -------------------------------------------------------------------------------
 
 
-def code_fingerprint(root: Path | None = None) -> str:
-    """sha256 over the source of everything a clip run executes (the edge pipeline), not the
-    scoring, reports, CLI or backend, so editing a report keeps the cache and editing the
-    recogniser does not."""
-    root = root or Path(__file__).resolve().parents[1]
-    skip = ("backend/", "cli/", "bench/")
+# What a clip run imports, listed by a fresh interpreter so the caller's own imports do not count.
+_LIST_PIPELINE_MODULES = """
+import importlib, sys
+for name in ("detector.pipeline", "detector.replay", "detector.sources", "detector.bench.runner"):
+    importlib.import_module(name)
+for name, module in sorted(sys.modules.items()):
+    if name == "detector" or name.startswith("detector."):
+        print(name, getattr(module, "__file__", None) or "")
+"""
+# Imported on the way but never part of a clip run's result: the rest of the bench (scoring,
+# reports, this module), the CLI and the backend.
+_NOT_PIPELINE = ("detector.bench", "detector.cli", "detector.backend")
+
+
+def pipeline_sources() -> list[Path]:
+    """Source files of every detector module a clip run imports, plus the model manifests."""
+    out = subprocess.run([sys.executable, "-c", _LIST_PIPELINE_MODULES], capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise UserError(f"cannot import the pipeline to fingerprint it: {out.stderr.strip().splitlines()[-1:]}")
+    files = set()
+    for line in out.stdout.splitlines():
+        name, _, path = line.partition(" ")
+        skip = any(name == p or name.startswith(p + ".") for p in _NOT_PIPELINE)
+        if path and (not skip or name == "detector.bench.runner"):
+            files.add(Path(path))
+    package = Path(__file__).resolve().parents[1]
+    files.update((package / "manifests").glob("*.yaml"))
+    return sorted(files)
+
+
+def code_fingerprint(files: Sequence[Path] | None = None) -> str:
+    """sha256 over the source a clip run executes: editing a report or the backend keeps the
+    cache, editing the recogniser (or anything it imports) does not."""
+    files = pipeline_sources() if files is None else files
     digest = hashlib.sha256()
-    for path in sorted(root.rglob("*")):
-        rel = path.relative_to(root).as_posix()
-        if not path.is_file() or path.suffix not in (".py", ".yaml") or "__pycache__" in rel:
-            continue
-        if rel.startswith(skip) and rel != "bench/runner.py":
-            continue
-        digest.update(rel.encode() + b"\0" + path.read_bytes() + b"\0")
+    for path in sorted(files, key=lambda p: p.name + str(p)):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
 
@@ -265,7 +290,14 @@ def leave_one_out(
             total = Counts()
             for c in scores[v]:
                 total.add(c)
-            all_clips.append({"value": v, **total.metrics()})
+            # Where this value changes the outcome against the default: what the setting really moves.
+            differs = [
+                {"clip": clip.file, **scores[v][c].metrics()}
+                for c, clip in enumerate(clips)
+                if (scores[v][c].tp, scores[v][c].fp, scores[v][c].fn)
+                != (scores[p.default][c].tp, scores[p.default][c].fp, scores[p.default][c].fn)
+            ]
+            all_clips.append({"value": v, **total.metrics(), "differs_from_default": differs})
         held = []
         pooled_chosen, pooled_default = Counts(), Counts()
         for c, clip in enumerate(clips):
@@ -358,14 +390,15 @@ def render_markdown(result: dict[str, Any]) -> str:
             f"chosen without it: located F1 **{f(pc['f1'])}** (TP/FP/FN {tpfpfn(pc)}) against {f(pd['f1'])} "
             f"({tpfpfn(pd)}) with the default. Best on all clips: {p['best_on_all_clips']}.",
             "",
-            "| value | TP | FP | FN | precision | recall | located F1 |",
-            "|---|---:|---:|---:|---:|---:|---:|",
+            "| value | TP | FP | FN | precision | recall | located F1 | clips it changes (TP/FP/FN) |",
+            "|---|---:|---:|---:|---:|---:|---:|---|",
         ]
         for row in p["all_clips"]:
             mark = " (default)" if row["value"] == p["default"] else ""
+            changes = ", ".join(f"{d['clip']} {tpfpfn(d)}" for d in row["differs_from_default"]) or "-"
             lines.append(
                 f"| {row['value']}{mark} | {row['tp']} | {row['fp']} | {row['fn']} | {f(row['precision'])} | "
-                f"{f(row['recall'])} | {f(row['f1'])} |"
+                f"{f(row['recall'])} | {f(row['f1'])} | {changes} |"
             )
         lines += [
             "",

@@ -70,18 +70,14 @@ def test_run_key_depends_on_clip_settings_model_and_code():
     assert key not in others and len(others) == 4
 
 
-def test_code_fingerprint_follows_the_pipeline_not_the_reports(tmp_path):
-    for rel in ("acts.py", "bench/runner.py", "bench/report.py", "cli/bench.py", "backend/app.py"):
-        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / rel).write_text(f"# {rel}\n")
-    before = loco.code_fingerprint(tmp_path)
-    for rel in ("bench/report.py", "cli/bench.py", "backend/app.py"):
-        (tmp_path / rel).write_text("# edited\n")
-    assert loco.code_fingerprint(tmp_path) == before
-    for rel in ("acts.py", "bench/runner.py"):
-        (tmp_path / rel).write_text("# edited\n")
-        assert loco.code_fingerprint(tmp_path) != before
-        before = loco.code_fingerprint(tmp_path)
+def test_fingerprint_changes_with_any_file_content(tmp_path):
+    files = [tmp_path / "a.py", tmp_path / "b.py"]
+    for f in files:
+        f.write_text(f"# {f.name}\n")
+    before = loco.code_fingerprint(files)
+    assert loco.code_fingerprint(list(reversed(files))) == before  # order does not matter
+    files[1].write_text("# edited\n")
+    assert loco.code_fingerprint(files) != before
 
 
 def test_cache_round_trip_and_unreadable_entries(tmp_path):
@@ -147,6 +143,11 @@ def test_leave_one_out_finds_a_default_that_rests_on_one_clip():
     assert (default["tp"], default["fp"], default["fn"]) == (2, 0, 1)
     assert [row["f1"] for row in p["all_clips"]] == [pytest.approx(0.8), pytest.approx(0.75)]
     assert p["best_on_all_clips"] == 1.0
+    assert p["all_clips"][0]["differs_from_default"] == []
+    assert [(d["clip"], d["tp"], d["fp"], d["fn"]) for d in p["all_clips"][1]["differs_from_default"]] == [
+        ("c", 1, 0, 0),
+        ("n", 0, 2, 0),
+    ]
 
 
 def test_located_counts_ignore_other_kinds_and_wrong_places():
@@ -178,3 +179,5 @@ def test_markdown_names_each_setting_and_held_out_clip():
     md = loco.render_markdown(result)
     assert "## `acts.dwell_s` (default 1.0)" in md and "holds for **2 of 2**" in md
     assert "| a | 1.0: 1.00, 2.0: 0.00 | 1.0 | yes | 1/0/0 |" in md
+    assert "| 1.0 (default) | 1 | 0 | 0 | 1.00 | 1.00 | 1.00 | - |" in md
+    assert "| 2.0 | 1 | 1 | 0 | 0.50 | 1.00 | 0.67 | n 0/1/0 |" in md
