@@ -13,7 +13,7 @@ import os
 import sys
 
 from detector import __version__
-from detector.cli import assets, backend, bench, keys, outbox, replay, run, verify
+from detector.cli import assets, audit, backend, bench, keys, outbox, replay, run, verify
 from detector.protocol.errors import UserError
 
 GROUPS = [
@@ -21,6 +21,7 @@ GROUPS = [
     assets.add_models,
     assets.add_samples,
     bench.add,
+    audit.add,
     keys.add,
     backend.add,
     verify.add,
