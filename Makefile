@@ -17,7 +17,7 @@ endif
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[edge,backend,test,test-edge]'
+	$(VENV)/bin/pip install -q -e '.[edge,backend,test,test-edge,cluster]'
 	touch $@
 
 install: $(VENV)/.installed

@@ -154,7 +154,9 @@ def timeline_png(rec, settings: Settings) -> bytes:
     acts = rec.record["acts"]
     duration = max(rec.record["video_s"], max((a["t_notify"] for a in acts), default=0.0), 1.0)
     unit, scale = ("h", 3600.0) if duration > 7200 else ("min", 60.0) if duration > 120 else ("s", 1.0)
-    zones = sorted({a["zone"] for a in acts} | {z.id for z in settings.camera.zones} or {"all"})
+    from detector.zones import ZoneMap
+
+    zones = sorted({a["zone"] for a in acts} | set(ZoneMap(settings.camera).ids))
     fig, ax = plt.subplots(figsize=(8, 0.6 + 0.35 * len(zones)), dpi=90, layout="constrained")
     for y, zone in enumerate(zones):
         ax.plot([0, duration / scale], [y, y], color="0.85", lw=1, zorder=0)

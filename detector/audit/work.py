@@ -17,7 +17,7 @@ import os
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC
 from pathlib import Path
 
 from detector.audit.segments import Segment
@@ -74,7 +74,6 @@ def _container_facts(path: Path) -> tuple[float, str | None]:
     from detector.sources import open_capture
 
     duration = 0.0
-    start = None
     try:
         with av.open(str(path)) as c:
             if not c.streams.video:
@@ -84,28 +83,17 @@ def _container_facts(path: Path) -> tuple[float, str | None]:
                 duration = c.duration / 1e6
             elif s.duration and s.time_base:
                 duration = float(s.duration * s.time_base)
-            start = _rfc3339(c.metadata.get("creation_time"))
     except av.FFmpegError:
         pass  # GIFs and odd files: OpenCV below decides whether it is a video at all
     cap, info = open_capture(path)  # raises a one-line UserError for what is not a video
     cap.release()
     if duration <= 0 and info.frame_count:
         duration = info.frame_count / info.nominal_fps
+    from detector.replay import container_start_time
+
+    when = container_start_time(path)
+    start = when.astimezone(UTC).isoformat().replace("+00:00", "Z") if when else None
     return duration, start
-
-
-def _rfc3339(text: str | None) -> str | None:
-    if not text:
-        return None
-    try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    if when.year < 1971:  # an unset field (0 or the epoch), not a recording time
-        return None
-    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 # -- analysing a segment ---------------------------------------------------------------------------
