@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol
@@ -50,6 +51,16 @@ class Engine(Protocol):
 def worker_env() -> dict[str, str]:
     """What every worker must see of the driver's environment: where the models are."""
     return {k: v for k in ("DETECTOR_MODEL_DIR",) if (v := os.environ.get(k))}
+
+
+def results(engine: Engine, tasks: list[Any]) -> Iterator[Any]:
+    """Submit `tasks` and yield their results (or `Failed`) as they finish."""
+    for task in tasks:
+        engine.submit(task)
+    while engine.pending():
+        result = engine.next_result(timeout=0.5)
+        if result is not None:
+            yield result
 
 
 def make_engine(name: str, jobs: int | None, address: str | None) -> Engine:

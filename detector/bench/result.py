@@ -43,6 +43,8 @@ class BenchOptions:
     clips: list[str] | None = None  # only these (file name, stem or short name)
     skip_missing: bool = False
     progress: bool | None = None  # None: a bar on a terminal only
+    engine: str = "local"  # or "ray" (detector.audit.engines)
+    address: str | None = None  # Ray cluster address (ray engine only)
 
 
 @dataclass
@@ -65,6 +67,8 @@ def run(options: BenchOptions) -> BenchOutput:
         raise UserError(f"{options.model_dir}: model directory not found")
     if options.jobs is not None and options.jobs < 1:
         raise UserError("--jobs must be at least 1")
+    if options.address and options.engine != "ray":
+        raise UserError("--address is for --engine ray")
     clips = select_clips(truth, options.clips)
     missing = [c.file for c in clips if not (footage / c.file).is_file()]
     if missing and not options.skip_missing:
@@ -99,6 +103,8 @@ def run(options: BenchOptions) -> BenchOutput:
         jobs=jobs,
         model_dir=options.model_dir,
         progress=options.progress,
+        engine=options.engine,
+        address=options.address,
     )
     elapsed = time.perf_counter() - t0
     children_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024

@@ -96,6 +96,18 @@ def run_clip(path: str, settings_data: dict) -> ClipRun:
     return ClipRun(clip.name, acts, frames, video_s, wall, t1 - t0, rss_mb)
 
 
+@dataclass(frozen=True)
+class ClipTask:
+    """One clip as a task for an engine of `detector.audit.engines` (Ray)."""
+
+    index: int
+    path: str
+    settings_data: dict
+
+    def run(self) -> tuple[int, ClipRun]:
+        return self.index, run_clip(self.path, self.settings_data)
+
+
 def run_clips(
     paths: Sequence[Path],
     settings: Settings,
@@ -105,6 +117,8 @@ def run_clips(
     progress: bool | None = None,
     desc: str = "bench",
     on_done: Callable[[int, ClipRun], None] | None = None,
+    engine: str = "local",
+    address: str | None = None,
 ) -> list[ClipRun]:
     """Run every clip with the same settings on `jobs` worker processes; runs in the order of `paths`.
 
@@ -117,6 +131,9 @@ def run_clips(
     runs: list[ClipRun | None] = [None] * len(paths)
     show = sys.stderr.isatty() if progress is None else progress
     bar = tqdm(total=len(paths), unit="clip", desc=desc, disable=not show, file=sys.stderr)
+    if engine == "ray":
+        _run_on_ray(paths, settings_data, jobs, model_dir, address, runs, on_done, bar)
+        return [r for r in runs if r is not None]
     with ProcessPoolExecutor(
         max_workers=max(1, min(jobs, len(paths))),
         initializer=_init_worker,
@@ -137,3 +154,26 @@ def run_clips(
         finally:
             bar.close()
     return [r for r in runs if r is not None]
+
+
+def _run_on_ray(paths, settings_data, jobs, model_dir, address, runs, on_done, bar) -> None:
+    """The same clips on Ray actors (`detector audit`'s Ray engine)."""
+    from detector.audit.engines import Failed, RayEngine, results
+    from detector.protocol.errors import UserError
+
+    if model_dir:
+        os.environ["DETECTOR_MODEL_DIR"] = str(model_dir)  # passed on to the actors
+    engine = RayEngine(jobs, address)
+    try:
+        for result in results(engine, [ClipTask(i, str(p), settings_data) for i, p in enumerate(paths)]):
+            if isinstance(result, Failed):
+                raise UserError(f"{result.task.path}: {result.message}")
+            i, run = result
+            runs[i] = run
+            if on_done is not None:
+                on_done(i, run)
+            bar.set_postfix_str(run.file, refresh=False)
+            bar.update(1)
+    finally:
+        bar.close()
+        engine.close()

@@ -29,6 +29,8 @@ def add(sub: argparse._SubParsersAction) -> None:
         "--delay-plot", type=Path, default=None, help="delay distribution PNG (default: beside --json, .delays.png)"
     )
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: min(clips, CPU count))")
+    p.add_argument("--engine", choices=("local", "ray"), default="local", help="local processes (default) or Ray")
+    p.add_argument("--address", default=None, help="Ray cluster (auto or ray://HOST:PORT); default: a Ray started here")
     p.add_argument(
         "--clips", nargs="+", default=None, metavar="NAME", help="only these clips (file name, stem or name)"
     )
@@ -54,6 +56,8 @@ def _run(args: argparse.Namespace) -> int:
             jobs=args.jobs,
             clips=args.clips,
             skip_missing=args.skip_missing,
+            engine=args.engine,
+            address=args.address,
         )
     )
     print(summary_line(out.result, out.json))

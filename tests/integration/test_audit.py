@@ -296,3 +296,23 @@ def test_ray_engine_without_ray_names_the_extra(tmp_path, footage_dir):
     )
     assert r.returncode == 2
     assert r.stderr.strip() == "detector: error: --engine ray needs Ray: pip install 'detector[cluster]'"
+
+
+def test_bench_on_ray_gives_the_local_result(tmp_path, footage_dir, model_dir):
+    pytest.importorskip("ray", reason="the cluster extra (Ray) is not installed")
+    truth = footage_dir / "truth.yaml"
+    clips = ["porch_bottle_drop_bad2.mp4", "indoor_bottle_throw_trash_0001.gif"]
+    results = {}
+    for engine in ("local", "ray"):
+        out = tmp_path / f"{engine}.json"
+        r = subprocess.run(
+            [sys.executable, "-m", "detector", "bench", str(footage_dir), "--truth", str(truth), "--json", str(out)]
+            + ["--engine", engine, "--jobs", "2", "--clips", *clips],
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        assert r.returncode == 0, r.stderr
+        results[engine] = json.loads(out.read_text())
+    assert [c["acts"] for c in results["ray"]["clips"]] == [c["acts"] for c in results["local"]["clips"]]
+    assert results["ray"]["clips"] and any(c["acts"] for c in results["ray"]["clips"])
