@@ -92,3 +92,37 @@ def test_validly_signed_record_from_another_chain(log, capsys, site, reason):
     assert main(["verify", str(path), "--pubkey", str(pub)]) == 1
     out = capsys.readouterr().out
     assert out.startswith(f"FAIL: record 4 (line 4): {reason}"), out
+
+
+def test_times_going_back_and_a_chain_resigned_under_a_new_key(tmp_path, capsys):
+    from datetime import UTC, datetime
+
+    from detector.protocol.events import event_hash
+
+    key_path, pub_path, _ = keys.generate("cam1", tmp_path)
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    first = list(signer.sign_acts([act(i, "cam1") for i in range(3)], key_path, "s1", "cam1", clip_start=start))
+    # the rest of the chain re-signed under a new key, linked to the last event of the first key
+    new_key, new_pub, _ = keys.generate("cam1-new", tmp_path)
+    state = signer.ChainState(3, event_hash(first[-1]), {}, events.check_envelope(first[-1]).time_ms)
+    rest = list(signer.sign_acts([act(3, "cam1")], new_key, "s1", "cam1", clip_start=start, state=state))
+    path = tmp_path / "e.jsonl"
+    events.write_jsonl(first + rest, path)
+    assert main(["verify", str(path), "--pubkey", str(pub_path)]) == 1
+    assert "record 4 (line 4): key_mismatch" in capsys.readouterr().out
+    assert main(["verify", str(path), "--pubkey", str(pub_path), "--pubkey", str(new_pub)]) == 0
+    assert capsys.readouterr().out.startswith("OK: 4 events")
+    # a later event of the chain dated before the one it follows
+    back = list(
+        signer.sign_acts(
+            [act(9, "cam1")],
+            key_path,
+            "s1",
+            "cam1",
+            clip_start=datetime(2026, 2, 1, tzinfo=UTC),
+            state=signer.ChainState(3, event_hash(first[-1])),
+        )
+    )
+    events.write_jsonl(first + back, path)
+    assert main(["verify", str(path), "--pubkey", str(pub_path)]) == 1
+    assert "record 4 (line 4): time_backwards" in capsys.readouterr().out
