@@ -105,7 +105,13 @@ def run(args: argparse.Namespace) -> int:
     bar = tqdm(total=round(todo_video_s), unit="s video", desc="loco", disable=not sys.stderr.isatty())
     try:
         runs = loco.execute(
-            plan, paths, cache, jobs=jobs, model_dir=args.model_dir, on_run=lambda r: bar.update(round(r.video_s))
+            plan,
+            paths,
+            cache,
+            jobs=jobs,
+            model_dir=args.model_dir,
+            on_run=lambda r: bar.update(round(r.video_s)),
+            keyed_code=code,
         )
     finally:
         bar.close()

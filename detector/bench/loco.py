@@ -173,6 +173,9 @@ class RunCache:
         except (OSError, ValueError, TypeError, KeyError):
             return None  # absent or unreadable: run it again
 
+    def drop(self, key: str) -> None:
+        (self.root / f"{key}.json").unlink(missing_ok=True)
+
     def put(self, key: str, run: ClipRun) -> None:
         data = {**asdict(run), "acts": [a.to_json() for a in run.acts]}
         tmp = self.root / f".{key}.tmp"
@@ -230,8 +233,14 @@ def execute(
     jobs: int,
     model_dir: Path | None,
     on_run: Callable[[ClipRun], None] | None = None,
+    keyed_code: str | None = None,
 ) -> list[list[ClipRun]]:
-    """Run what the cache lacks (longest clips first, so the pool's tail is short); runs[v][c]."""
+    """Run what the cache lacks (longest clips first, so the pool's tail is short); runs[v][c].
+
+    Workers import the pipeline from disk when they start, so code edited during a long run
+    would be cached under the old fingerprint: with `keyed_code` (the fingerprint the plan was
+    keyed with) given, the code is fingerprinted again after each pass, whose runs are dropped
+    if it moved."""
     runs = [list(row) for row in plan.cached]
     for v, settings in enumerate(plan.variants):
         todo = sorted((c for c, r in enumerate(runs[v]) if r is None), key=lambda c: -paths[c].stat().st_size)
@@ -246,6 +255,10 @@ def execute(
         fresh = run_clips(
             [paths[c] for c in todo], settings, jobs=jobs, model_dir=model_dir, progress=False, on_done=done
         )
+        if keyed_code is not None and code_fingerprint() != keyed_code:
+            for c in todo:
+                cache.drop(plan.keys[v][c])
+            raise UserError("the pipeline's code changed during the run; its new runs were dropped: run again")
         for c, run in zip(todo, fresh, strict=True):
             runs[v][c] = run
     return runs  # type: ignore[return-value]

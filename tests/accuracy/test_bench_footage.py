@@ -11,6 +11,7 @@ import cv2
 import pytest
 
 from detector.bench import load_truth
+from detector.protocol.errors import UserError
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -171,3 +172,20 @@ def test_loco_tool_runs_real_clip_and_reuses_its_cache(tmp_path, footage_dir, mo
     assert "acts.dwell_s" in (tmp_path / "one" / "loco.md").read_text()
     bad = loco("--out", str(tmp_path / "bad"), "--param", "acts.nope=1")
     assert bad.returncode == 2 and bad.stderr.strip().endswith("no such setting ('nope' unknown)")
+
+
+@pytest.mark.footage
+def test_loco_drops_runs_when_the_code_moved_under_them(tmp_path, footage_dir, model_dir):
+    # The plan is keyed with a fingerprint the code on disk no longer has (as if the recogniser
+    # were edited while a long run went on): the pass runs, then its runs are dropped.
+    from detector.bench import loco
+    from detector.config import Settings
+
+    clip = footage_dir / "indoor_bottle_throw_trash_0001.gif"
+    cache = loco.RunCache(tmp_path / "cache")
+    plan = loco.make_plan([clip], [Settings()], cache, "model", "stale fingerprint")
+    with pytest.raises(UserError, match="code changed during the run"):
+        loco.execute(plan, [clip], cache, jobs=1, model_dir=model_dir, keyed_code="stale fingerprint")
+    assert list((tmp_path / "cache").iterdir()) == []
+    runs = loco.execute(plan, [clip], cache, jobs=1, model_dir=model_dir)  # unchecked: kept
+    assert runs[0][0].frames > 10 and len(list((tmp_path / "cache").glob("*.json"))) == 1

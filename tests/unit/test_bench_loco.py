@@ -90,6 +90,9 @@ def test_cache_round_trip_and_unreadable_entries(tmp_path):
     (tmp_path / "c" / "old.json").write_text(json.dumps({"file": "a.mp4"}))
     assert cache.get("bad") is None and cache.get("old") is None
     assert not list((tmp_path / "c").glob(".*.tmp"))
+    cache.drop("k")
+    cache.drop("never-there")
+    assert cache.get("k") is None
 
 
 def test_cache_directory_that_cannot_be_made(tmp_path):
