@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -269,30 +270,20 @@ class Ingestor:
         )
         return "accepted"
 
-    @staticmethod
-    def compensate(tx: LedgerTx, entries: list[dict]) -> scoring.Effect:
-        """The effect that voids an accepted act (its ledger `entries`): what the act still does
-        to the litter outstanding, taken back, so the score is again ceiling minus the litter
-        lying there as if the act had not been seen.
-
-        Litter the act opened (a littering or found: entry points < 0) that is still outstanding
-        is closed: its points come back to the zone where it was counted. Already closed by a
-        later clean-up: that clean-up gave the points back, so nothing changes. Litter the act
-        closed (a clean-up or vanished: points > 0) that is not outstanding again is re-opened
-        where it was counted: it is still lying there."""
-        source = entries[0]["source"]
-        out: list[scoring.Entry] = []
-        opened: list[tuple[int, scoring.Litter]] = []
-        closed: list[int] = []
-        for e in entries:
-            lid, pts, zone, sev = int(e["litter"]), int(e["points"]), e["zone"], e["severity"]
-            lying = tx.outstanding(source, lid)
-            if pts < 0 and lying is not None and lying.zone == zone and lying.points == -pts:
-                closed.append(lid)
-                out.append(scoring.Entry(zone, lid, -pts, sev))
-            elif pts > 0 and lying is None:
-                opened.append((lid, scoring.Litter(zone, pts, sev)))
-                out.append(scoring.Entry(zone, lid, -pts, sev))
-            else:
-                out.append(scoring.Entry(zone, lid, 0, sev))
-        return scoring.Effect(tuple(out), tuple(opened), tuple(closed))
+    def compensate(self, tx: LedgerTx, entries: list[dict]) -> scoring.Effect:
+        """The effect that voids an accepted act (its ledger `entries`): the source's litter
+        outstanding becomes what its other, not voided, events leave (`scoring.void`: the
+        events replayed through the points rule), so the score is again ceiling minus the litter
+        lying there as if the act had not been seen, whatever order acts are voided in."""
+        source, seq = entries[0]["source"], int(entries[0]["seq"])
+        voided = tx.voided_ids(source)
+        debits = tx.debits(source)
+        kept = []
+        for s, eid, body in tx.history(source):
+            if s == seq or eid in voided:
+                continue
+            e = json.loads(body)
+            d = e["data"]
+            items = ((d["litter"], d["severity"]), *((a["litter"], a["severity"]) for a in d.get("also") or ()))
+            kept.append(scoring.Seen(d["act"], e["subject"], items, debits.get(s, {})))
+        return scoring.void(self.points, tx.all_outstanding(source), kept)

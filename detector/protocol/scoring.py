@@ -154,3 +154,60 @@ class SourceLitter:
         for lit in self.litter.values():
             out[lit.zone] = out.get(lit.zone, 0) + lit.points
         return out
+
+
+# -- voids: the ledger as if an act had not been seen ------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """One accepted event of a source, as the rule needs it to be replayed."""
+
+    kind: str
+    zone: str
+    items: tuple[tuple[int, str], ...]
+    # points each litter this event opened was debited when it was accepted (a later change of
+    # the points table does not re-price litter that is still the same litter)
+    debits: Mapping[int, int] = field(default_factory=dict)
+
+
+def replay(points: PointsConfig, seen: Iterable[Seen]) -> dict[int, Litter]:
+    """The litter outstanding after a source's events, in chain order."""
+    state = SourceLitter()
+    for s in seen:
+        effect = apply(points, s.kind, s.zone, s.items, state.litter.get)
+        opened = tuple(
+            (lid, Litter(lit.zone, s.debits[lid], lit.severity) if lid in s.debits else lit)
+            for lid, lit in effect.opened
+        )
+        state.commit(Effect(effect.entries, opened, effect.closed))
+    return state.litter
+
+
+def reconcile(current: Mapping[int, Litter], target: Mapping[int, Litter]) -> Effect:
+    """The effect that turns a source's outstanding litter from `current` into `target`: litter
+    no longer (or differently) lying there is closed, giving its points back where it was
+    counted; litter lying there now is opened where it is counted."""
+    entries: list[Entry] = []
+    opened: list[tuple[int, Litter]] = []
+    closed: list[int] = []
+    for lid in sorted(set(current) | set(target)):
+        now, then = current.get(lid), target.get(lid)
+        if now == then:
+            continue
+        if now is not None:
+            closed.append(lid)
+            entries.append(Entry(now.zone, lid, now.points, now.severity))
+        if then is not None:
+            opened.append((lid, then))
+            entries.append(Entry(then.zone, lid, -then.points, then.severity))
+    return Effect(tuple(entries), tuple(opened), tuple(closed))
+
+
+def void(points: PointsConfig, current: Mapping[int, Litter], kept: Iterable[Seen]) -> Effect:
+    """Voiding events (an operator says the camera was wrong): the source's outstanding litter
+    becomes what its events that are not voided (`kept`, in chain order) leave, as if the voided
+    ones had never been seen. Replaying, rather than undoing one act's own entries, makes the
+    result independent of the order acts are voided in (voiding a littering and then its
+    clean-up leaves nothing lying there, as does the reverse)."""
+    return reconcile(current, replay(points, kept))

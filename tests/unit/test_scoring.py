@@ -296,3 +296,75 @@ def test_every_kind_pair_is_covered():
     assert not scoring.OPENING & scoring.CLOSING
     assert set(scoring.ACT_KINDS) < set(scoring.KINDS)
     assert list(itertools.chain(scoring.ACT_KINDS)) == ["littering", "cleanup"]
+
+
+# -- voids: as if the voided acts had never been seen ----------------------------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    seq=st.lists(event().map(lambda e: e[1:]), max_size=30),
+    data=st.data(),
+)
+def test_voids_in_any_order_leave_the_ledger_as_if_the_acts_were_never_seen(seq, data):
+    seen = [scoring.Seen(k, z, tuple(items)) for k, z, items in seq]
+    led = Ledger()
+    for s in seen:
+        led.apply("cam", s.kind, s.zone, s.items)
+    to_void = data.draw(st.lists(st.sampled_from(range(len(seen))), unique=True) if seen else st.just([]))
+    results = []
+    for order in (to_void, data.draw(st.permutations(to_void))):
+        current = dict(led.sources.get("cam", SourceLitter()).litter)
+        entries = list(led.entries)
+        voided: set[int] = set()
+        for i in order:
+            voided.add(i)
+            eff = scoring.void(PTS, current, [s for j, s in enumerate(seen) if j not in voided])
+            SourceLitter(current).commit(eff)
+            entries += [(e.zone, "cam", e.litter, e.points) for e in eff.entries]
+            # every step keeps score == ceiling - outstanding
+            for z in ZONES:
+                total = sum(p for zz, _, _, p in entries if zz == z)
+                assert total == -sum(lit.points for lit in current.values() if lit.zone == z)
+        results.append(current)
+        assert current == scoring.replay(PTS, [s for j, s in enumerate(seen) if j not in voided])
+    assert results[0] == results[1]
+    if set(to_void) == set(range(len(seen))):
+        assert results[0] == {}  # everything voided: nothing is lying there
+
+
+def test_void_keeps_the_debit_litter_was_counted_with():
+    # litter opened at 30 points stays at 30 in a replay, even if the table now says 50
+    seen = [scoring.Seen("littering", "z", ((1, "bag"),), {1: 30}), scoring.Seen("littering", "z", ((2, "bag"),))]
+    current = {1: scoring.Litter("z", 30, "bag"), 2: scoring.Litter("z", 30, "bag")}
+    eff = scoring.void(PointsConfig(bag=50), current, seen[:1])  # void the second
+    assert eff.zone_deltas() == {"z": 30} and eff.closed == (2,) and eff.opened == ()
+
+
+def test_store_voids_in_either_order_leave_nothing_lying(cam_key, tmp_path):
+    key_path, pub_path = cam_key
+    evs = list(
+        signer.sign_acts(
+            [_act(0, "littering", "z", [(1, "bag")]), _act(1, "cleanup", "z", [(1, "bag")])],
+            key_path,
+            "s1",
+            "cam",
+            clip_start=datetime(2026, 1, 1, tzinfo=UTC),
+        )
+    )
+    for n, order in enumerate(((0, 1), (1, 0))):
+        d = tmp_path / str(n)
+        cfg = BackendConfig.model_validate(
+            {"db": str(d / "l.sqlite3"), "keys": {"/sites/s1/cameras/cam": str(pub_path)}}
+        )
+        store = SqliteLedgerStore(d / "l.sqlite3")
+        try:
+            ingestor = Ingestor(resolve(cfg, d, "t"), store)
+            for ev in evs:
+                ingestor.ingest(ev, now_ms=2**47)
+            for i in order:
+                store.void(evs[i]["id"], "operator", "camera was wrong", ingestor.compensate)
+            z = store.zone("s1", "z")
+            assert (z.total, z.outstanding) == (0, 0), order
+        finally:
+            store.close()

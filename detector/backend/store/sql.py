@@ -120,6 +120,34 @@ class SqlTx(LedgerTx):
                 self.o.litter.setdefault((str(source), int(litter)), Litter(str(zone), int(points), str(severity)))
         self._loaded.update(todo)
 
+    # -- what a void replays (an operator action: the whole source's events are read) ---------------
+    def history(self, source: str) -> list[tuple[int, str, bytes]]:
+        """(seq, id, canonical body) of every accepted event of the source, in chain order."""
+        self.cur.execute(self.store.q("SELECT seq, id, body FROM events WHERE source = ? ORDER BY seq"), (source,))
+        return [(int(s), str(i), bytes(b)) for s, i, b in self.cur.fetchall()]
+
+    def voided_ids(self, source: str) -> set[str]:
+        self.cur.execute(self.store.q("SELECT event_id FROM voids WHERE source = ?"), (source,))
+        return {str(r[0]) for r in self.cur.fetchall()} | {v.event_id for v, _, _ in self.o.voids if v.source == source}
+
+    def debits(self, source: str) -> dict[int, dict[int, int]]:
+        """seq -> litter -> points its opening debited (as accepted)."""
+        self.cur.execute(
+            self.store.q(
+                "SELECT seq, litter, points FROM ledger WHERE source = ? AND points < 0"
+                " AND kind IN ('littering', 'found')"
+            ),
+            (source,),
+        )
+        out: dict[int, dict[int, int]] = {}
+        for seq, litter, points in self.cur.fetchall():
+            out.setdefault(int(seq), {})[int(litter)] = -int(points)
+        return out
+
+    def all_outstanding(self, source: str) -> dict[int, Litter]:
+        self.prefetch_outstanding([source])
+        return {lid: lit for (s, lid), lit in self.o.litter.items() if s == source and lit is not None}
+
     def existing_void(self, source: str, event_id: str) -> Void | None:
         row = self._one(
             "SELECT event_id, source, voided_by, voided_at, reason, points FROM voids"
