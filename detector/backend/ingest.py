@@ -69,25 +69,37 @@ _GAP_REASONS = ("seq_gap", "prevhash_mismatch")  # what an operator-accepted gap
 # What an operator can do about a camera whose chain is blocked, by refusal reason (shown in
 # the API and on the dashboard). The recovery commands belong to the ledger-integrity work.
 RECOVERY = {
+    # The edge holds a refused chain until told to go on (`detector outbox retry`); these are the
+    # operator's ways out, backend side and edge side (docs/EVENTS.md, "A blocked chain").
+    "unknown_key": [
+        "register the camera's key: detector backend keys add SOURCE CAMERA.pub --config FILE",
+        "then on the edge: detector outbox retry --db OUTBOX",
+    ],
     "revoked_key": [
         "register the camera's new key: detector backend keys add SOURCE NEW.pub --config FILE",
-        "re-sign the camera's pending events under the new key on the edge, then let it retry",
+        "re-sign the pending events on the edge: detector outbox resign --db OUTBOX --key NEW.key --reason ...",
     ],
     "seq_gap": [
         "events before this one have not arrived: check that the camera's outbox still holds them",
-        "if they are lost for good, accept the gap: detector backend accept-gap SOURCE --reason ... --config FILE",
+        "if they are lost for good, accept the gap: detector backend accept-gap SOURCE --reason ... --config FILE;"
+        " then on the edge: detector outbox retry --db OUTBOX",
     ],
     "prevhash_mismatch": [
-        "the camera's chain forked from what the backend holds (a restored or copied outbox)",
-        "accept the gap: detector backend accept-gap SOURCE --reason ... --config FILE",
+        "the camera's chain forked from what the backend holds (a restored or lost outbox continued from its head)",
+        "accept the gap: detector backend accept-gap SOURCE --reason ... --config FILE;"
+        " then on the edge: detector outbox retry --db OUTBOX",
     ],
     "replayed_seq": [
-        "the camera re-used sequence numbers (a restored or reset outbox)",
-        "register the camera under a new source name or key, or have an admin accept the gap",
+        "the camera's chain restarted below the backend's head (its outbox and kept head were both lost)",
+        "on the edge: detector outbox skip --through N, then detector outbox adopt-head --after-seq HEAD"
+        " (HEAD from the detail); then accept the gap here",
     ],
     "id_conflict": ["the camera sent different content under an accepted event id: check its outbox"],
     "time_backwards": ["the camera's clock went back: fix its clock (NTP); its next events must not be earlier"],
-    "time_ahead": ["the camera's clock is ahead of the backend's: fix its clock (NTP)"],
+    "time_ahead": [
+        "the camera's clock is ahead of the backend's: fix its clock (NTP)",
+        "then on the edge: detector outbox retry once the time has passed, or skip the event and accept the gap",
+    ],
 }
 
 

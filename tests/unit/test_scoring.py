@@ -136,7 +136,7 @@ events_st = st.lists(event(), max_size=60)
 points_st = st.builds(PointsConfig, small=st.integers(0, 50), bag=st.integers(0, 200), bulky=st.integers(0, 900))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(seq=events_st, points=points_st)
 def test_score_is_always_ceiling_minus_outstanding(seq, points):
     led = Ledger(points)
@@ -196,7 +196,7 @@ def chains_and_interleavings(draw):
     return chains, orders
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(data=chains_and_interleavings())
 def test_any_interleaving_the_chains_allow_gives_the_same_scores(data):
     chains, orders = data
@@ -226,7 +226,7 @@ def _act(i, kind, zone, items):
     return dataclasses.replace(act(i, "cam", zone, kind, sev, litter=lid), also=tuple(also))
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(seq=st.lists(event().map(lambda e: e[1:]), max_size=25))
 def test_edge_claims_and_backend_applies_the_same_points(cam_key, tmp_path_factory, seq):
     key_path, pub_path = cam_key
@@ -301,7 +301,7 @@ def test_every_kind_pair_is_covered():
 # -- voids: as if the voided acts had never been seen ----------------------------------------------
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     seq=st.lists(event().map(lambda e: e[1:]), max_size=30),
     data=st.data(),
