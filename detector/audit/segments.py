@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 from detector.boxes import cover
 from detector.config import Settings
+from detector.protocol.scoring import OPENING
 
 _TOL = 1e-6
 
@@ -172,9 +173,10 @@ def merge(segments: list[Segment], acts: list[list[dict]], margin_s: float) -> l
 
 def _renumber(kept: list[tuple[int, int, dict]], twin: dict, acts: list[list[dict]]) -> list[dict]:
     """Litter ids 1, 2, ... in order of first mention, the same whether the file was processed
-    whole or in segments. A clean-up names the litter of a littering act when its segment knew
-    that litter from the act (directly or through the act's twin), else the last open
-    littering at the same place (its segment started with the litter already lying there)."""
+    whole or in segments. A clean-up (or litter vanished) names the litter of a littering (or
+    found) record when its segment knew that litter from it (directly or through its twin),
+    else the last open litter at the same place (its segment started with it already lying
+    there)."""
     gid: dict[tuple[int, int], int] = {}  # (segment, segment's litter id) -> file litter id
     twins_of: dict[tuple[int, int], list[tuple[int, int]]] = {}
     for later, earlier in twin.items():
@@ -184,7 +186,7 @@ def _renumber(kept: list[tuple[int, int, dict]], twin: dict, acts: list[list[dic
     out = []
     for k, i, a in kept:
         a = dict(a)
-        if a["kind"] == "littering":
+        if a["kind"] in OPENING:  # littering, or litter found lying there at the start
             new = next_id
             next_id += 1
             gid[(k, a["litter_id"])] = new

@@ -19,7 +19,7 @@ from typing import Any
 from detector import __version__
 from detector.audit.segments import SegmentRule
 from detector.config import Settings
-from detector.protocol.scoring import PointsConfig
+from detector.protocol.scoring import PointsConfig, SourceLitter
 
 KINDS = ("littering", "cleanup")
 COLOURS = {"littering": "#d62728", "cleanup": "#2ca02c"}
@@ -129,15 +129,12 @@ def _by_zone(acts: list[dict]) -> dict[str, list[dict]]:
 
 def _points(acts: list[dict], points: PointsConfig) -> dict[str, int]:
     """Each zone's points change, by the rule the signer and the backend use."""
-    debits: dict[int, int] = {}
+    litter = SourceLitter()
     out: Counter = Counter()
     for a in acts:
-        if a["kind"] == "littering":
-            debits[a["litter_id"]] = points.of(a["severity"])
-            out[a["zone"]] -= debits[a["litter_id"]]
-        else:
-            items = [(a["litter_id"], a["severity"])] + [(x["litter_id"], x["severity"]) for x in a.get("also", [])]
-            out[a["zone"]] += points.cleanup_credit(items, lambda lid: debits.pop(lid, None))
+        items = [(a["litter_id"], a["severity"])] + [(x["litter_id"], x["severity"]) for x in a.get("also", [])]
+        for zone, delta in litter.apply(points, a["kind"], a["zone"], items).zone_deltas().items():
+            out[zone] += delta
     return dict(out)
 
 

@@ -136,13 +136,17 @@ class SegmentTask:
 
 def _analyse(task: SegmentTask) -> SegmentOutput:
     from detector.audit.reader import SegmentSource
-    from detector.config import Settings
-    from detector.pipeline import Pipeline, person_boxes
+    from detector.config import PrivacyConfig, Settings
+    from detector.pipeline import Pipeline
+    from detector.privacy import Redactor, Seen
     from detector.sources import prefetched
 
     settings = Settings.model_validate_json(task.settings_json)
-    detector, redactor = _models(settings)
+    detector, faces = _models(settings)
     pipeline = Pipeline(settings, detector=detector)
+    # A fresh redactor (it remembers the faces of the frames just before) on the loaded face
+    # model: nothing from the worker's previous task may change this segment's bytes.
+    redactor = Redactor(PrivacyConfig(), faces=faces)
     seg = task.segment
     out = SegmentOutput(task.key, seg.index)
     source = SegmentSource(Path(task.path), settings.source.analysis_fps, seg.start_s, seg.end_s)
@@ -159,7 +163,7 @@ def _analyse(task: SegmentTask) -> SegmentOutput:
                 record = act.to_json()
                 if act.t_notify + 1e-6 >= keep_from:
                     # Evidence only for acts that may be kept: faces blurred before encoding.
-                    jpeg = redactor.snapshot(frame.image, person_boxes(result, pipeline.class_names))
+                    jpeg = redactor.snapshot(frame.image, Seen.of(result, pipeline))
                     sha = hashlib.sha256(jpeg).hexdigest()
                     out.evidence[sha] = jpeg
                     record["evidence_sha256"] = sha
@@ -181,7 +185,7 @@ def _analyse(task: SegmentTask) -> SegmentOutput:
 class _VideoPart:
     """The annotated video of a segment's own range, as `detector replay --video` draws it:
     faces blurred first (the Redactor), then tracks, litter and acts drawn, written by replay's
-    writer into a temporary file whose bytes go back to the driver."""
+    H.264 writer into a temporary file whose bytes go back to the driver."""
 
     def __init__(self, settings, pipeline, redactor) -> None:
         fd, name = tempfile.mkstemp(suffix=".mp4", prefix="detector-audit-")
@@ -195,14 +199,14 @@ class _VideoPart:
 
     def add(self, result) -> None:
         from detector.annotate import draw_frame
-        from detector.pipeline import person_boxes
-        from detector.replay import _open_video
+        from detector.privacy import Seen
+        from detector.replay import H264Writer
 
         t = result.frame.time_s
         self.recent = [(ts, a) for ts, a in self.recent if t - ts < 3.0] + [(t, a) for a in result.acts]
         p = self.pipeline
         image = draw_frame(
-            self.redactor.redact(result.frame.image, person_boxes(result, p.class_names)),
+            self.redactor.redact(result.frame.image, Seen.of(result, p)),
             t,
             result.tracks,
             p.class_names,
@@ -211,19 +215,19 @@ class _VideoPart:
             acts=[a for _, a in self.recent],
         )
         if self.writer is None:
-            self.writer = _open_video(self.path, image.shape[1], image.shape[0], self.settings.source.analysis_fps)
+            self.writer = H264Writer(self.path, image.shape[1], image.shape[0], self.settings.source.analysis_fps)
         self.writer.write(image)
 
     def finish(self) -> bytes | None:
         if self.writer is None:
             return None
-        self.writer.release()
+        self.writer.close()
         self.writer = None
         return self.path.read_bytes()
 
     def discard(self) -> None:
         if self.writer is not None:
-            self.writer.release()
+            self.writer.close()
         self.path.unlink(missing_ok=True)
 
 
@@ -233,7 +237,8 @@ _MODELS: dict[str, tuple] = {}
 
 
 def _models(settings):
-    """(object detector, face redactor) for these settings, loaded once per worker process."""
+    """(object detector, face detector) for these settings, loaded once per worker process.
+    Both are stateless between frames (the state lives in the pipeline and the redactor)."""
     from detector.config import PrivacyConfig
     from detector.detection import build_detector
     from detector.privacy import Redactor
@@ -241,7 +246,8 @@ def _models(settings):
     key = settings.detector.model_dump_json()
     if key not in _MODELS:
         _MODELS.clear()  # one configuration per audit: never hold two copies of a model
-        _MODELS[key] = (build_detector(settings.detector), Redactor(PrivacyConfig()))
+        # The face model exactly as a Redactor builds it from the privacy settings.
+        _MODELS[key] = (build_detector(settings.detector), Redactor(PrivacyConfig()).faces)
     return _MODELS[key]
 
 
