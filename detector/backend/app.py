@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import logging
 import re
 import sqlite3
 import time
@@ -31,7 +32,6 @@ from typing import Any
 import anyio
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from pydantic import BaseModel, Field
@@ -54,6 +54,8 @@ from detector.protocol import scoring
 from detector.protocol.errors import UserError
 from detector.protocol.events import SOURCE_RE, EventError, check_signature, loads_strict
 from detector.protocol.views import check_view
+
+log = logging.getLogger(__name__)
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _IMAGE_TYPES = ((b"\xff\xd8\xff", "image/jpeg"), (b"\x89PNG\r\n\x1a\n", "image/png"))
@@ -178,9 +180,26 @@ def create_app(backend: Backend, store: LedgerStore | None = None) -> FastAPI:
     for r in STATUS:
         refused_total.labels(r)
 
+    def evidence_cutoff() -> float:
+        return time.time() - cfg.evidence_retention_days * 86400
+
+    async def purge_expired_evidence() -> None:
+        # Retention, not archive: the edge keeps snapshots as long (privacy.retention_days).
+        while True:
+            try:
+                gone = await run_in_threadpool(store.purge_evidence, evidence_cutoff())
+                if gone:
+                    log.info("deleted %d evidence blobs older than %g days", gone, cfg.evidence_retention_days)
+            except StorageError as e:  # the disk is full or failing: /healthz says so; try later
+                log.warning("evidence purge failed: %s", e.detail)
+            await anyio.sleep(cfg.evidence_purge_interval_s)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
-        yield
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(purge_expired_evidence)
+            yield
+            tg.cancel_scope.cancel()
         kept.close()
         if own_store:
             store.close()
@@ -306,7 +325,7 @@ def create_app(backend: Backend, store: LedgerStore | None = None) -> FastAPI:
         ctype = next((t for magic, t in _IMAGE_TYPES if body.startswith(magic)), None)
         if ctype is None:
             return refuse("unsupported_type", "evidence must be a JPEG or PNG image", 415)
-        if not await run_in_threadpool(store.evidence_named, sha256):
+        if not await run_in_threadpool(store.evidence_named, sha256, evidence_cutoff()):
             # only what an accepted event or view names is kept: nobody can fill the store
             return refuse("not_named", "no accepted event or camera view names this sha256", 404)
         new = await run_in_threadpool(store.put_evidence, sha256, ctype, body)
@@ -488,7 +507,7 @@ def create_app(backend: Backend, store: LedgerStore | None = None) -> FastAPI:
 
     @app.get("/docs", include_in_schema=False)
     def docs(p: Principal = viewer) -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title="detector backend API")
+        return HTMLResponse(api_reference(app.openapi()))
 
     from detector.backend.dashboard import router
 
@@ -559,3 +578,34 @@ def accept_gap(backend: Backend, sources: list[str], next_seq: int | None, reaso
         return [store.accept_gap(s, next_seq, reason) for s in sources]
     finally:
         store.close()
+
+
+def api_reference(spec: dict) -> str:
+    """The OpenAPI document as one server-rendered page. Written here rather than FastAPI's
+    Swagger UI page, which loads its scripts from a CDN: sites run the backend on closed
+    networks, where that page stays blank. The machine-readable spec is /openapi.json."""
+    from html import escape
+
+    rows = []
+    for path, ops in sorted(spec.get("paths", {}).items()):
+        for method, op in ops.items():
+            params = ", ".join(f"{escape(q['name'])} ({escape(q.get('in', ''))})" for q in op.get("parameters", []))
+            body = "JSON body" if "requestBody" in op else ""
+            codes = ", ".join(sorted(op.get("responses", {})))
+            summary = escape(op.get("summary") or op.get("operationId") or "")
+            rows.append(
+                f"<tr><td><b>{escape(method.upper())}</b></td><td><code>{escape(path)}</code></td>"
+                f"<td>{summary}</td><td>{params}{'; ' if params and body else ''}{body}</td><td>{codes}</td></tr>"
+            )
+    title = escape(spec.get("info", {}).get("title", "API"))
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>"
+        "<style>body{font-family:sans-serif;margin:2em}td{padding:.2em .8em;border-bottom:1px solid #ddd}"
+        "code{font-size:1.05em}</style></head>"
+        f"<body><h1>{title}</h1><p>Every route but <code>/healthz</code> needs "
+        "<code>Authorization: Bearer KEY</code>; cameras write with signed events. "
+        "Machine-readable: <a href='/openapi.json'>/openapi.json</a>.</p>"
+        "<table><tr><th>method</th><th>path</th><th>what</th><th>input</th><th>responses</th></tr>"
+        + "".join(rows)
+        + "</table></body></html>"
+    )

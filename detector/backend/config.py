@@ -112,6 +112,13 @@ class BackendConfig(Section):
         4 << 20, ge=1024, le=256 << 20, description="largest evidence snapshot or reference frame accepted (413)"
     )
     session_hours: float = Field(12.0, gt=0, le=24 * 30, description="how long a dashboard log-in lasts")
+    # The same limit as the edge's (privacy.retention_days): a blurred snapshot is evidence for
+    # reviewing an act, not an archive of the place. Each camera's latest reference frame is
+    # kept whatever its age (the zone map is drawn on it).
+    evidence_retention_days: float = Field(
+        30.0, gt=0, le=3650, description="evidence snapshots and old camera frames are deleted after this many days"
+    )
+    evidence_purge_interval_s: float = Field(3600.0, gt=0, description="how often expired evidence is deleted")
 
     @field_validator("keys")
     @classmethod

@@ -25,6 +25,7 @@ from helpers import (
     resign,
     scratch_database,
     tampered,
+    wait_until,
     with_field,
     write_config,
 )
@@ -443,3 +444,43 @@ def test_example_config_starts(tmp_path):
         assert "detector_backend_refused_total" in b.client.get("/metrics").text
     finally:
         b.stop()
+
+
+@pytest.mark.parametrize("kind", DB_KINDS)
+def test_expired_evidence_is_deleted_and_not_taken_again(kind, tmp_path):
+    """Snapshots are evidence for reviewing an act, kept as long as the edge keeps them
+    (evidence_retention_days), not an archive; each camera's latest reference frame stays."""
+    ks = make_keys(tmp_path, "cam")
+    with scratch_database(kind, tmp_path) as db:
+        cfg = write_config(
+            tmp_path / "backend.yaml",
+            {"cam": ks["cam"][1]},
+            db=db,
+            evidence_retention_days=3 / 86400,
+            evidence_purge_interval_s=0.2,
+        )
+        b = BackendProcess(cfg).start()
+        try:
+            c = Chain.of(ks["cam"][0], "cam")
+            old_frame, new_frame = (b"\x89PNG\r\n\x1a\n" + bytes([k]) * 100 for k in (1, 2))
+            for frame in (old_frame, new_frame):
+                sha = hashlib.sha256(frame).hexdigest()
+                view = make_view(keys.load_private_key(ks["cam"][0]), "s1", "cam", sha, 64, 48, {}, datetime.now(UTC))
+                assert b.client.post("/v1/views", json=view).status_code == 200
+                assert b.client.put(f"/v1/evidence/{sha}", content=frame).status_code == 201
+            snap = JPEG + b"act"
+            snap_sha = hashlib.sha256(snap).hexdigest()
+            assert b.post(c.event("littering", "kerb", evidence=snap)).status_code == 200
+            assert b.client.put(f"/v1/evidence/{snap_sha}", content=snap).status_code == 201
+
+            def status(blob: bytes) -> int:
+                return b.client.get(f"/v1/evidence/{hashlib.sha256(blob).hexdigest()}").status_code
+
+            assert status(snap) == 200
+            assert wait_until(lambda: status(snap) == 404 and status(old_frame) == 404, timeout=15)
+            assert status(new_frame) == 200  # the zone map is drawn on the latest frame
+            # the act that named it is older than the retention now: its snapshot is not taken again
+            r = b.client.put(f"/v1/evidence/{snap_sha}", content=snap)
+            assert r.status_code == 404 and r.json()["reason"] == "not_named"
+        finally:
+            b.stop()

@@ -155,3 +155,14 @@ def test_tls_with_a_self_signed_pair(tmp_path):
         assert r.status_code == 303 and "secure" in r.headers["set-cookie"].lower()
     finally:
         b.stop()
+
+
+def test_api_reference_page_works_offline(backend):
+    """/docs lists every route from the app's own OpenAPI document and loads nothing from
+    elsewhere (a CDN page stays blank on a site's closed network)."""
+    b, *_ = backend
+    r = httpx.get(f"{b.url}/docs", headers={"Authorization": f"Bearer {b.api_key}"}, timeout=10)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert "<code>/v1/events</code>" in r.text and "<b>POST</b>" in r.text
+    assert "<code>/v1/sites/{site}/zones</code>" in r.text
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", r.text)  # no script or style from another host

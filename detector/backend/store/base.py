@@ -425,8 +425,13 @@ class LedgerStore(abc.ABC):
 
     # -- evidence and camera views ------------------------------------------------------------
     @abc.abstractmethod
-    def evidence_named(self, sha256: str) -> bool:
-        """Is `sha256` named by an accepted event or a camera view?"""
+    def evidence_named(self, sha256: str, since: float = 0.0) -> bool:
+        """Is `sha256` named by an accepted event or a camera view received at or after `since`?"""
+
+    @abc.abstractmethod
+    def purge_evidence(self, before: float) -> int:
+        """Delete evidence received before `before` (but each camera's latest reference frame);
+        how many blobs went."""
 
     @abc.abstractmethod
     def put_evidence(self, sha256: str, content_type: str, body: bytes) -> bool:

@@ -522,10 +522,24 @@ class SqlLedgerStore(LedgerStore):
         self._exec("DELETE FROM sessions WHERE token_hash = ?", (token_hash,))
 
     # -- evidence and camera views ---------------------------------------------------------------
-    def evidence_named(self, sha256: str) -> bool:
+    def evidence_named(self, sha256: str, since: float = 0.0) -> bool:
+        """Named by an accepted event or a camera view received at or after `since` (older ones'
+        evidence has expired: it is not taken again)."""
         return (
-            self._one("SELECT 1 FROM events WHERE evidence_sha256 = ? LIMIT 1", (sha256,)) is not None
-            or self._one("SELECT 1 FROM camera_views WHERE frame_sha256 = ? LIMIT 1", (sha256,)) is not None
+            self._one("SELECT 1 FROM events WHERE evidence_sha256 = ? AND received_at >= ? LIMIT 1", (sha256, since))
+            is not None
+            or self._one(
+                "SELECT 1 FROM camera_views WHERE frame_sha256 = ? AND received_at >= ? LIMIT 1", (sha256, since)
+            )
+            is not None
+        )
+
+    def purge_evidence(self, before: float) -> int:
+        """Delete evidence received before `before`, except each camera's latest reference frame."""
+        return self._exec(
+            "DELETE FROM evidence WHERE received_at < ? AND sha256 NOT IN (SELECT v.frame_sha256 FROM camera_views v"
+            " WHERE v.view_id = (SELECT MAX(w.view_id) FROM camera_views w WHERE w.source = v.source))",
+            (before,),
         )
 
     def put_evidence(self, sha256: str, content_type: str, body: bytes) -> bool:
