@@ -130,6 +130,7 @@ class Head:
     seq: int
     hash: str
     time_ms: int | None
+    max_litter: int = 0  # the highest litter id the chain used (a continued chain numbers above it)
 
 
 class HeadFile:
@@ -144,14 +145,22 @@ class HeadFile:
     def read(self) -> Head | None:
         try:
             d = json.loads(self.path.read_text())
-            return Head(str(d["source"]), int(d["seq"]), str(d["hash"]), d.get("time_ms"))
+            return Head(str(d["source"]), int(d["seq"]), str(d["hash"]), d.get("time_ms"), int(d.get("max_litter", 0)))
         except FileNotFoundError:
             return None
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise UserError(f"{self.path}: unreadable chain head file: {e}") from None
 
     def write(self, head: Head) -> None:
-        text = json.dumps({"source": head.source, "seq": head.seq, "hash": head.hash, "time_ms": head.time_ms})
+        text = json.dumps(
+            {
+                "source": head.source,
+                "seq": head.seq,
+                "hash": head.hash,
+                "time_ms": head.time_ms,
+                "max_litter": head.max_litter,
+            }
+        )
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=self.path.name + ".", dir=self.path.parent)
         try:
@@ -246,6 +255,9 @@ class Outbox:
             except ChainBehind:
                 self.conn.close()
                 raise
+        if signer is not None:  # a new run of the recogniser: its litter ids go above the chain's
+            with self._lock:
+                signer.begin_run(self.chain_state(signer.source))
 
     def close(self) -> None:
         self.conn.close()
@@ -314,7 +326,7 @@ class Outbox:
 
     def _write_head(self, source: str, state: ChainState) -> None:
         if self.head_file is not None:
-            self.head_file.write(Head(source, state.seq, state.prevhash, state.time_ms))
+            self.head_file.write(Head(source, state.seq, state.prevhash, state.time_ms, state.max_litter))
 
     def add(self, act: Act) -> dict:
         """Sign `act` with the next seq of the chain and commit it; returns the event."""
@@ -501,18 +513,23 @@ class Outbox:
             if kept is None:
                 raise UserError(f"{self.path}: no chain head is kept for this outbox: give --after-seq N")
             source = source or kept.source
-            new = ChainState(kept.seq, kept.hash, {}, kept.time_ms)
+            new = ChainState(kept.seq, kept.hash, {}, kept.time_ms, kept.max_litter)
         else:
             if after_seq < 0:
                 raise UserError("--after-seq must be >= 0")
             source = source or (kept.source if kept else None) or self._source(None)
-            new = ChainState(after_seq, GENESIS_PREVHASH if after_seq == 0 else "0" * 64, {}, None)
+            # Nothing says which litter ids the lost chain used: number new litter above any it
+            # can have used (ids are small counters; the clock in ms is far above them).
+            new = ChainState(
+                after_seq, GENESIS_PREVHASH if after_seq == 0 else "0" * 64, {}, None, int(time.time() * 1000)
+            )
             if kept is not None and kept.source == source and kept.seq == after_seq:
-                new = ChainState(kept.seq, kept.hash, {}, kept.time_ms)
+                new = ChainState(kept.seq, kept.hash, {}, kept.time_ms, kept.max_litter)
         with self._lock:
             self.conn.execute("BEGIN IMMEDIATE")
             try:
                 old = self.chain_state(source)
+                new.max_litter = max(new.max_litter, old.max_litter)
                 if new.seq < old.seq:
                     raise UserError(f"{self.path}: {source} is already at seq {old.seq}, after {new.seq}")
                 newer = self.conn.execute(

@@ -12,6 +12,14 @@ after a later one): it is held at the previous event's time, as the chain rule r
 
 The points an event claims (`data.points`) come from the one points rule
 (`detector.protocol.scoring.apply`) on the source's outstanding litter, kept in the chain state.
+
+Litter ids in events are unique per chain, not per run: the recogniser numbers its litter from
+1 again every time a camera starts, so each run's ids are mapped above every id the chain used
+before (`EventSigner.begin_run`). Without that, a restarted camera's litter 1 would be taken for
+the previous run's litter 1: its littering not debited (already outstanding) and its clean-up
+credited to wherever the old litter lay. Litter a new run recognises as the same object as
+litter still outstanding from before (`ChainState.outstanding()` has each one's box) is mapped
+onto the old id with `EventSigner.adopt`.
 """
 
 from __future__ import annotations
@@ -62,6 +70,8 @@ class ChainState:
     prevhash: str = GENESIS_PREVHASH
     litter: dict[int, Litter] = field(default_factory=dict)  # outstanding: litter id -> zone, points
     time_ms: int | None = None  # time of the last event (the next is never earlier)
+    max_litter: int = 0  # the highest litter id the chain has used (a new run numbers above it)
+    seen: dict[int, tuple[list[int], str]] = field(default_factory=dict)  # outstanding litter's box, class
 
     def to_json(self) -> str:
         return json.dumps(
@@ -69,20 +79,30 @@ class ChainState:
                 "seq": self.seq,
                 "prevhash": self.prevhash,
                 "time_ms": self.time_ms,
-                "litter": [[k, v.zone, v.points, v.severity] for k, v in self.litter.items()],
+                "max_litter": self.max_litter,
+                "litter": [
+                    [k, v.zone, v.points, v.severity, *self.seen.get(k, ([], ""))] for k, v in self.litter.items()
+                ],
             }
         )
+
+    def outstanding(self) -> list[tuple[int, Litter, list[int], str]]:
+        """Litter this chain counts as lying there: (litter id, zone/points/severity, box, class)."""
+        return [(k, v, *self.seen.get(k, ([], ""))) for k, v in self.litter.items()]
 
     @classmethod
     def from_json(cls, text: str) -> ChainState:
         d = json.loads(text)
-        litter = {}
+        litter, seen = {}, {}
         for item in d["litter"]:
             if len(item) == 2:  # written before outstanding litter kept its zone: zone unknown
                 litter[int(item[0])] = Litter("", int(item[1]), "small")
             else:
                 litter[int(item[0])] = Litter(str(item[1]), int(item[2]), str(item[3]))
-        return cls(d["seq"], d["prevhash"], litter, d.get("time_ms"))
+            if len(item) >= 6:
+                seen[int(item[0])] = (list(item[4]), str(item[5]))
+        max_litter = d.get("max_litter", max(litter, default=0))
+        return cls(d["seq"], d["prevhash"], litter, d.get("time_ms"), max_litter, seen)
 
 
 class EventSigner:
@@ -103,15 +123,41 @@ class EventSigner:
         if clip_start is not None and clip_start.tzinfo is None:
             clip_start = clip_start.replace(tzinfo=UTC)
         self.clip_start = clip_start
+        self.litter_base = 0  # this run's litter ids are mapped to base + id
+        self.adopted: dict[int, int] = {}  # this run's litter id -> an older outstanding litter's id
+
+    def begin_run(self, state: ChainState) -> None:
+        """A new run of the recogniser (a camera (re)started): its litter ids, from 1 again, are
+        mapped above every id the chain has used."""
+        self.litter_base = state.max_litter
+        self.adopted = {}
+
+    def adopt(self, run_litter: int, chain_litter: int) -> None:
+        """The recogniser found its litter `run_litter` to be litter `chain_litter` that is still
+        outstanding from before: events about it name the old id (one debit, and its clean-up
+        gives back what that debit cost)."""
+        self.adopted[run_litter] = chain_litter
+
+    def chain_litter(self, run_litter: int) -> int:
+        return self.adopted.get(run_litter, self.litter_base + int(run_litter))
 
     def sign(self, act: Act, state: ChainState) -> tuple[dict, ChainState]:
         """The signed event for `act` and the chain state after it (state is not modified)."""
         seq = state.seq + 1
+        main_id = self.chain_litter(act.litter_id)
+        also = [(self.chain_litter(lid), sev) for lid, sev in act.also]
         outstanding = SourceLitter(dict(state.litter))
-        points = outstanding.apply(self.points, act.kind, act.zone, [(act.litter_id, act.severity), *act.also]).points
+        effect = outstanding.apply(self.points, act.kind, act.zone, [(main_id, act.severity), *also])
         litter = outstanding.litter
+        seen = {k: v for k, v in state.seen.items() if k in litter}
+        for lid, _ in effect.opened:
+            seen[lid] = ([max(0, int(v)) for v in act.box], act.object_class)
         while len(litter) > _LITTER_MEMORY:
-            litter.pop(next(iter(litter)))
+            oldest = next(iter(litter))
+            litter.pop(oldest)
+            seen.pop(oldest, None)
+        points = effect.points
+        max_litter = max(state.max_litter, main_id, *(lid for lid, _ in also))
         if self.clip_start is None:
             when = datetime.now(UTC)
             rand = os.urandom(10)
@@ -129,11 +175,11 @@ class EventSigner:
             "t_release_ms": _ms(act.t_release),
             "t_notify_ms": _ms(act.t_notify),
             "frame_index": int(act.frame_index),
-            "litter": int(act.litter_id),
+            "litter": main_id,
             "points": points,
         }
-        if act.also:
-            data["also"] = [{"litter": int(lid), "severity": sev} for lid, sev in act.also]
+        if also:
+            data["also"] = [{"litter": lid, "severity": sev} for lid, sev in also]
         if act.snapshot:
             data["evidence_sha256"] = hashlib.sha256(act.snapshot).hexdigest()
         event: dict[str, Any] = {
@@ -156,7 +202,7 @@ class EventSigner:
             check_envelope(event)
         except EventError as e:
             raise ValueError(f"act cannot become a valid event: {e.detail}") from None
-        return event, ChainState(seq, event_hash(event), litter, when_ms)
+        return event, ChainState(seq, event_hash(event), litter, when_ms, max_litter, seen)
 
 
 def sign_acts(
@@ -175,6 +221,7 @@ def sign_acts(
     """
     signer = EventSigner(keys_mod.load_private_key(key_path), site, camera, points, clip_start)
     st = state or ChainState()
+    signer.begin_run(st)
     for act in acts:
         event, st = signer.sign(act, st)
         yield event

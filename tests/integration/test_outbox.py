@@ -212,3 +212,23 @@ def test_failed_add_leaves_outbox_and_chain_unchanged(tmp_path):
     ob.add(act(2, "c"))
     assert [p.event["seq"] for p in ob.pending()] == [1, 2]
     assert ob.chain_state("/sites/s1/cameras/c").seq == 2
+
+
+def test_a_restarted_camera_does_not_take_its_new_litter_for_the_old(setup):
+    """The recogniser numbers litter from 1 again after a restart; the chain must not: the new
+    litter 1 is debited on its own, and its clean-up gives back its own points in its own zone,
+    not the bag still lying in the first run's zone."""
+    d, ks, cfg = setup
+    db = d / "outbox.sqlite3"
+    fill(db, ks["edge1"][0], "edge1", [act(0, "edge1", "A", "littering", "bag", litter=1)]).close()
+    ob = fill(
+        db,
+        ks["edge1"][0],
+        "edge1",
+        [act(1, "edge1", "B", "littering", "small", litter=1), act(2, "edge1", "B", "cleanup", "small", litter=1)],
+    )
+    with running_backend(cfg) as b:
+        assert Sender(ob, HttpSink(b.url)).run(until_empty=True) == 3
+        zones = b.zones()
+        assert (zones["A"]["score"], zones["A"]["outstanding_litter"]) == (970, 1)
+        assert (zones["B"]["score"], zones["B"]["outstanding_litter"]) == (1000, 0)

@@ -277,3 +277,32 @@ def test_clock_rule_refuses_times_too_far_ahead_or_behind():
         with pytest.raises(events.EventError) as ex:
             events.check_clock(when, now, 300, 3600)
         assert ex.value.reason == reason
+
+
+def test_litter_ids_are_unique_per_chain_across_runs(key):
+    """A restarted camera numbers its litter from 1 again: its events must not name the previous
+    run's litter, unless the recogniser adopts it as the same object."""
+    key_path, _, _ = key
+    priv = keys.load_private_key(key_path)
+    run1 = signer.EventSigner(priv, "s1", "cam1", clip_start=START)
+    st = signer.ChainState()
+    run1.begin_run(st)
+    e1, st = run1.sign(act(0, "cam1", "A", "littering", "bag", litter=1), st)
+    e2, st = run1.sign(act(1, "cam1", "A", "littering", "small", litter=2), st)
+    assert (e1["data"]["litter"], e2["data"]["litter"]) == (1, 2)  # the first run: ids as recognised
+    st = signer.ChainState.from_json(st.to_json())  # what the outbox keeps
+    assert st.max_litter == 2 and [(k, box, cls) for k, _, box, cls in st.outstanding()] == [
+        (1, [10, 20, 30, 40], "bottle"),
+        (2, [11, 20, 31, 40], "bottle"),
+    ]
+    run2 = signer.EventSigner(priv, "s1", "cam1", clip_start=START)
+    run2.begin_run(st)
+    e3, st = run2.sign(act(2, "cam1", "B", "littering", "small", litter=1), st)
+    assert e3["data"]["litter"] == 3 and e3["data"]["points"] == -10  # a new object: debited
+    e4, st = run2.sign(act(3, "cam1", "B", "cleanup", "small", litter=1), st)
+    assert e4["data"]["litter"] == 3 and e4["data"]["points"] == 10  # its own debit back, not the bag's
+    run2.adopt(7, 1)  # the recogniser found its litter 7 to be the first run's bag
+    e5, st = run2.sign(dataclasses.replace(act(4, "cam1", "B", "cleanup", "small", litter=7), also=((2, "small"),)), st)
+    assert e5["data"]["litter"] == 1 and e5["data"]["also"] == [{"litter": 4, "severity": "small"}]
+    assert e5["data"]["points"] == 30  # the bag's 30; this run's litter 2 (chain id 4) was never counted
+    assert st.max_litter == 4 and st.litter == {2: scoring.Litter("A", 10, "small")}
