@@ -34,38 +34,87 @@ class Cleanups:
         people: list[Person],
         sightings: list[Sighting],
         changed: dict[int, float],
-    ) -> list[int]:
-        """Follow known litter on one frame; returns the litter ids found gone (to unwatch)."""
+        bare: dict[int, float],
+    ) -> tuple[list[Litter], list[Litter]]:
+        """Follow known litter on one frame. Returns the litter found taken (a clean-up to
+        come) and the litter that vanished with nobody near (wind, a sweeper the detector did
+        not see: no act)."""
         cfg = self.cfg
-        gone: list[int] = []
+        taken: list[Litter] = []
+        vanished: list[Litter] = []
         for lit in litter:
             if not lit.present:
                 continue
             if any(overlaps(p.box, lit.box) for p in people) or any(self._lifted(s, lit.box) for s in sightings):
-                lit.touched, lit.gone_since = t, None
+                lit.touched, lit.gone_since, lit.missing_since = t, None, None
                 continue
-            change = changed.get(lit.litter_id, 0.0)
-            if change < cfg.gone_fraction or lit.touched is None or t - lit.touched > cfg.touch_memory_s:
-                lit.gone_since = None
+            if any(self._lying(s, lit.box) for s in sightings):
+                # The detector sees an object of a kind people drop lying right there (put
+                # back a little off its old place, say): whatever the pixels say, not gone.
+                lit.gone_since = lit.missing_since = None
                 continue
-            if lit.gone_since is None:
-                lit.gone_since = t
-            if t - lit.gone_since >= cfg.gone_s:
-                self.gone(lit, lit.touched, t)
-                gone.append(lit.litter_id)
-        return gone
+            # Gone: the object's pixels no longer look like it, and, where scene memory saw the
+            # ground before it came, look like that ground again. Someone standing on it, or a
+            # person at the border flickering in and out of the detector's view, changes the
+            # pixels but shows no ground.
+            gone = (
+                changed.get(lit.litter_id, 0.0) >= cfg.gone_fraction
+                and bare.get(lit.litter_id, 1.0) >= cfg.gone_fraction
+            )
+            if not gone:
+                lit.gone_since = lit.missing_since = None
+                continue
+            if lit.touched is not None and t - lit.touched <= cfg.touch_memory_s:
+                lit.missing_since = None
+                if lit.gone_since is None:
+                    lit.gone_since = t
+                if t - lit.gone_since >= cfg.gone_s:
+                    self.gone(lit, lit.touched, t)
+                    taken.append(lit)
+                continue
+            lit.gone_since = None
+            if lit.missing_since is None:
+                lit.missing_since = t
+            if t - lit.missing_since >= cfg.vanish_s:
+                lit.present, lit.gone_at, lit.taken = False, t, lit.missing_since
+                vanished.append(lit)
+        return taken, vanished
 
     def gone(self, lit: Litter, taken: float, t: float) -> None:
         lit.present, lit.gone_at, lit.taken = False, t, taken
         if lit not in self.taken:
             self.taken.append(lit)
 
+    def seen_back(
+        self, litter: Iterable[Litter], t: float, people: list[Person], sightings: list[Sighting]
+    ) -> list[Litter]:
+        """Taken litter the detector sees lying in its place again, on every look for
+        `confirm_s`, with nobody on it: put back. The detector's word, not the pixels' (a
+        region flickering back is no put-back). Call on frames the detector ran on."""
+        back = []
+        for lit in litter:
+            if lit.present or self.pending(lit):
+                continue
+            lying = any(self._lying(s, lit.box) for s in sightings)
+            if not lying or any(overlaps(p.box, lit.box) for p in people):
+                lit.back_since = None
+                continue
+            if lit.back_since is None:
+                lit.back_since = t
+            if t - lit.back_since >= self.cfg.confirm_s:
+                back.append(lit)
+        return back
+
+    def pending(self, lit: Litter) -> bool:
+        """Found taken, its clean-up not reported yet."""
+        return lit in self.taken
+
     def put_back(self, lit: Litter) -> None:
         """The object is back where it was taken from: if its clean-up was still waiting for
         the rest of a pick-up, there was none."""
         if lit in self.taken:
             self.taken.remove(lit)
-        lit.present, lit.touched, lit.gone_since = True, None, None
+        lit.present, lit.touched, lit.gone_since, lit.missing_since, lit.back_since = True, None, None, None, None
 
     def removed(
         self,
@@ -88,7 +137,7 @@ class Cleanups:
         touched = None
         height = None
         area = (obj.box[2] - obj.box[0]) * (obj.box[3] - obj.box[1])
-        for ts, ps in recent.people():
+        for ts, ps in recent.people(t - cfg.touch_memory_s):
             for p in ps:
                 pw = p.box[2] - p.box[0]
                 # An upright person (not an arm reaching in), bigger than the thing taken
@@ -146,6 +195,16 @@ class Cleanups:
                 self.taken.remove(m)
             ready.append(group)
         return ready
+
+    def _lying(self, s: Sighting, box: Box) -> bool:
+        """A carryable object detected lying where the litter lies (mostly the same box, its
+        bottom where the litter's is)."""
+        h = box[3] - box[1]
+        return (
+            s.object_class in self.cfg.carryable_classes
+            and cover(s.box, box) >= 0.5
+            and abs(box[3] - s.box[3]) < self.cfg.lift_frac * h
+        )
 
     def _lifted(self, s: Sighting, box: Box) -> bool:
         """The object itself seen raised off where it lay: something is handling it, even when

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Iterator
 
@@ -14,30 +15,37 @@ from detector.values import Box
 class Recent:
     def __init__(self, cfg: ActsConfig) -> None:
         self.cfg = cfg
-        self._people: deque[tuple[float, tuple[Person, ...]]] = deque()
+        # Parallel lists (times ascending), pruned in chunks: the owner of an object first seen
+        # long after it appeared is looked up by time, so lookups bisect instead of scanning.
+        self._times: list[float] = []
+        self._people: list[tuple[Person, ...]] = []
         self._vehicles: deque[tuple[float, list[Box]]] = deque()
 
     def add(self, time_s: float, people: list[Person], vehicles: list[Box]) -> None:
         cfg = self.cfg
-        self._people.append((time_s, tuple(people)))
-        horizon = max(cfg.owner_lookback_s, cfg.touch_memory_s) + 1.0
-        while self._people and time_s - self._people[0][0] > horizon:
-            self._people.popleft()
+        self._times.append(time_s)
+        self._people.append(tuple(people))
+        horizon = max(cfg.memory_s, cfg.owner_lookback_s, cfg.touch_memory_s) + 1.0
+        old = bisect_left(self._times, time_s - horizon)
+        if old > 64 or (old and old * 2 > len(self._times)):
+            del self._times[:old], self._people[:old]
         if vehicles:
             self._vehicles.append((time_s, vehicles))
         while self._vehicles and time_s - self._vehicles[0][0] > cfg.vehicle_memory_s:
             self._vehicles.popleft()
 
-    def people(self) -> Iterator[tuple[float, tuple[Person, ...]]]:
-        """(time, people in view) for every frame kept, oldest first."""
-        return iter(self._people)
+    def people(self, since: float) -> Iterator[tuple[float, tuple[Person, ...]]]:
+        """(time, people in view) for every frame from `since` on, oldest first."""
+        for i in range(bisect_left(self._times, since), len(self._times)):
+            yield self._times[i], self._people[i]
 
     def people_around(self, since: float) -> Iterator[tuple[float, tuple[Person, ...]]]:
         """The frames of the `owner_lookback_s` before `since`: whoever left something was
         there when it appeared; someone first seen afterwards is a passer-by."""
-        for ts, people in self._people:
-            if since - self.cfg.owner_lookback_s <= ts <= since:
-                yield ts, people
+        lo = bisect_left(self._times, since - self.cfg.owner_lookback_s)
+        hi = bisect_right(self._times, since)
+        for i in range(lo, hi):
+            yield self._times[i], self._people[i]
 
     def by_vehicle(self, box: Box) -> bool:
         """On or next to a vehicle seen lately, and not clearly in front of it on the ground

@@ -45,6 +45,7 @@ class ActRecogniser:
         self._next_litter = 1
         self._settle_until = -1.0
         self._t0: float | None = None
+        self._next_forget = 0.0
 
     # -- public -------------------------------------------------------------------------
     def litter(self) -> list[tuple[int, Box, str]]:
@@ -82,12 +83,24 @@ class ActRecogniser:
         for box, cls in self._startup.step(time_s - self._t0, people, sightings, detected):
             litter = self._new_litter(box, cls, None)
             if litter is not None:
+                # Lying there before anyone could be seen leaving it: litter found, nobody's act.
                 out.watch.append((litter.litter_id, tv.to_frame(box)))
+                out.acts.append(self._act("found", litter, self._t0, time_s, frame_index))
 
         for obj in view.objects:
             self._static_object(obj, time_s, frame_index, people, out)
-        changed = view.changed
-        out.unwatch += self._cleanups.watch(self._litter.values(), time_s, people, sightings, changed)
+        if detected:
+            for lit in self._cleanups.seen_back(self._litter.values(), time_s, people, sightings):
+                self._cleanups.put_back(lit)  # re-armed, never a second littering act
+                out.watch.append((lit.litter_id, tv.to_frame(lit.box)))
+        if time_s >= self._next_forget:
+            self._forget(time_s)
+            self._next_forget = time_s + 10.0  # a few dict scans every 10 s of video
+        taken, vanished = self._cleanups.watch(
+            self._litter.values(), time_s, people, sightings, view.changed, view.bare
+        )
+        out.unwatch += [lit.litter_id for lit in taken + vanished]
+        out.acts += [self._act("vanished", lit, lit.taken, time_s, frame_index) for lit in vanished]
         for group in self._cleanups.pickups(time_s, self._litter.values()):
             out.acts.append(self._cleanup_act(group, time_s, frame_index))
         return out
@@ -104,13 +117,19 @@ class ActRecogniser:
         if known is None and any(gap(lit.box, obj.box) < size(lit.box) for lit in self._litter.values() if lit.present):
             return
         if known is not None:
-            if not known.present and obj.change == "added":
-                if any(overlaps(p.box, known.box) for p in people):
-                    return  # still being put down: watch it once it lies there on its own
-                # The object is back where it was taken from: re-arm, never a second act.
-                self._cleanups.put_back(known)
-                out.watch.append((known.litter_id, self._view.to_frame(known.box)))
-            return
+            if known.present or obj.change != "added":
+                return
+            if self._cleanups.pending(known):
+                # Seen lying in its place while its clean-up waits for the rest of a pick-up:
+                # it was not taken after all (once nobody is on it any more).
+                if not any(overlaps(p.box, known.box) for p in people):
+                    self._cleanups.put_back(known)
+                    out.watch.append((known.litter_id, self._view.to_frame(known.box)))
+                return
+            if obj.since <= known.taken:
+                # A change that began before it was taken: the same object's region flickering
+                # back (it was never gone, or its remnant), not one brought back.
+                return
         first = self._first_seen.setdefault(obj.key, t)
         if t - first < cfg.confirm_s:
             return  # fragments of passing people flicker; objects persist
@@ -121,8 +140,11 @@ class ActRecogniser:
         ):
             return
         cand = self._candidates.get(obj.key)
+        if cand is not None and known is not None and cand.since <= known.taken:
+            cand = None  # the region's earlier life, before the object was taken
         if cand is None:
-            cand = self._candidates[obj.key] = Candidate(obj.key, obj.box, obj.since, obj.object_class)
+            cand = self._candidates[obj.key] = self._candidate_at(obj)
+        cand.last_seen = t
         if cand.done:
             return
         cand.box, cand.object_class = obj.box, obj.object_class
@@ -132,6 +154,12 @@ class ActRecogniser:
         if top_cut:
             cand.done = True
             return
+        if obj.edge and obj.object_class == "unknown":
+            # Cut by another border: only part of whatever is there is in view, so its size,
+            # its height against a person and whether it is part of a person standing at the
+            # border cannot be judged. Only the detector's word that it is a carryable object
+            # counts there (until it gives it, wait).
+            return
         if any(attends(cfg, p, cand.box) for p in people):
             cand.unattended_since = None
         elif cand.unattended_since is None:
@@ -139,6 +167,11 @@ class ActRecogniser:
         # The added/removed verdict is only trusted once it held for the whole wait.
         if obj.change != cand.change:
             cand.change, cand.change_since = obj.change, t
+        if obj.together > cfg.together_max:
+            # Changed together with much more around it: part of something large that came or
+            # went (a vehicle, a crowd), not one object put down or taken. Wait: what belongs
+            # to something large keeps changing with it.
+            return
         if obj.change == "removed":
             found = self._cleanups.removed(
                 cand, obj, t, self._recent, self._startup.early_people, self._litter.values()
@@ -156,11 +189,36 @@ class ActRecogniser:
             return
         if is_littering(cfg, cand, t):
             cand.done = True
+            if known is not None:
+                # Brought back where it was taken from and left there as a drop is: a put-back
+                # re-arms that litter, never a second littering act.
+                self._cleanups.put_back(known)
+                out.watch.append((known.litter_id, self._view.to_frame(known.box)))
+                return
             litter = self._new_litter(cand.box, cand.object_class, cand.owner_height)
             if litter is None:
                 return
             out.watch.append((litter.litter_id, self._view.to_frame(litter.box)))
             out.acts.append(self._act("littering", litter, cand.since, t, idx))
+
+    def _candidate_at(self, obj: StaticObject) -> Candidate:
+        """A candidate for a region new to the recogniser. If it lies where a candidate was
+        still seen after this change began, it is that change seen again (the scene lost it a
+        while: hidden by its owner standing over it, split or merged): its owner and verdict
+        go with the place, not with the scene's region key, so a region ruled out (beside a
+        vehicle, where a person stood) stays ruled out, and an owner found stays found."""
+        for old in self._candidates.values():
+            if cover(old.box, obj.box) >= 0.5 and obj.since <= old.last_seen:
+                return replace(old, key=obj.key, since=min(old.since, obj.since))
+        return Candidate(obj.key, obj.box, obj.since, obj.object_class)
+
+    def _forget(self, t: float) -> None:
+        """Drop candidates not seen for `memory_s` (a long-running camera must not grow)."""
+        horizon = t - self.cfg.memory_s
+        for key in [k for k, c in self._candidates.items() if c.last_seen < horizon]:
+            del self._candidates[key]
+        for key in [k for k, first in self._first_seen.items() if first < horizon and k not in self._candidates]:
+            del self._first_seen[key]
 
     # -- helpers -----------------------------------------------------------------------------
     def _new_litter(self, box: Box, cls: str, person_height: float | None) -> Litter | None:

@@ -47,6 +47,7 @@ class Candidate:
     change: str = ""
     change_since: float = 0.0
     done: bool = False
+    last_seen: float = 0.0
 
 
 @dataclass
@@ -61,8 +62,10 @@ class Litter:
     present: bool = True
     touched: float | None = None  # last time a person overlapped it
     gone_since: float | None = None
+    missing_since: float | None = None  # looks gone while nobody touched it lately
     gone_at: float | None = None  # when it was found gone
     taken: float = 0.0  # when it was taken (its last touch), once gone
+    back_since: float | None = None  # once taken: since when the detector sees it lying there again
 
 
 def size(box: Box) -> float:

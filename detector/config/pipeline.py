@@ -176,7 +176,12 @@ class SceneConfig(Section):
     person_margin: float = Field(0.1, ge=0, le=1, description="person boxes grow by this fraction before masking")
     region_memory_s: float = Field(3.0, ge=0, description="a static region hidden this long keeps its key")
     candidate_hold_s: float = Field(
-        30.0, gt=0, description="the long-term model stays frozen under a static region this long"
+        30.0,
+        gt=0,
+        description=(
+            "the long-term model stays frozen under a static region until it has been left alone "
+            "(no person next to it) this long"
+        ),
     )
     ghost_ratio: float = Field(
         1.2, gt=0, description="old-outline/new-outline edge ratio above which a region counts as removed"
@@ -240,6 +245,14 @@ class ActsConfig(Section):
         1.0, gt=0, description="an owner was within this many person heights when the object appeared"
     )
     owner_lookback_s: float = Field(4.0, ge=0, description="how far back to look for the owner around the appearance")
+    # An owner may attend a bag for minutes (standing over it, it is hidden from the
+    # background model), so the object may first be seen long after it appeared: who was near
+    # it then must still be known. Five minutes of people boxes cost a few hundred kB.
+    memory_s: float = Field(
+        300.0,
+        gt=0,
+        description="people seen this far back are kept, to find the owner of an object first seen long after",
+    )
     foot_band: float = Field(
         0.35,
         ge=0,
@@ -252,11 +265,28 @@ class ActsConfig(Section):
     person_like_frac: float = Field(
         0.7, gt=0, le=2, description="a region this tall against the person box that held it is that person's ghost"
     )
+    # A dropped object changes its own footprint (and its shadow); a piece of a vehicle that
+    # arrived or left, or of a crowd, changed together with far more of the view around it.
+    together_max: float = Field(
+        2.0,
+        ge=0,
+        description=(
+            "a static region around which more than this many times its own area changed within "
+            "the same second is part of something larger (a vehicle), not an object put down or taken"
+        ),
+    )
     startup_s: float = Field(3.0, ge=0, description="carryable objects detected this early are existing litter")
     startup_min_score: float = Field(0.3, ge=0, le=1, description="detector score for existing litter at startup")
     gone_fraction: float = Field(0.5, gt=0, le=1, description="a litter region this changed counts as gone")
     gone_s: float = Field(
         1.0, ge=0, description="litter must look gone this long, after people left it, for a clean-up"
+    )
+    # Nobody was seen taking it: only a long absence is evidence. Ten seconds outlast a
+    # vehicle or a person the detector missed stopping in front of it.
+    vanish_s: float = Field(
+        10.0,
+        ge=0,
+        description="litter that looks gone this long with nobody near it lately has vanished (no act)",
     )
     pickup_window_s: float = Field(
         1.0,

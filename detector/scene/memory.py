@@ -47,13 +47,17 @@ class SceneView:
     reset: bool = False
     # How this frame relates to the models and to the view the camera started with.
     view: ViewTransform = ViewTransform()
+    # litter_id -> fraction of the object's pixels that show the ground seen before it came
+    # (1 = the ground is bare again); only for litter whose ground scene memory saw
+    bare: dict[int, float] = field(default_factory=dict)
 
 
 @dataclass
 class _Watch:
     box_s: Small
-    ref: np.ndarray  # short-term background patch when registered
-    mask: np.ndarray  # which pixels of the patch are the object
+    ref: np.ndarray | None = None  # how the region looked once still (None: not yet)
+    mask: np.ndarray | None = None  # which pixels of the patch are the object
+    ground: np.ndarray | None = None  # the long-term model's patch: the ground before it came
 
 
 class SceneMemory:
@@ -72,6 +76,7 @@ class SceneMemory:
         self._unseen: np.ndarray | None = None  # pixels covered by people all through warm-up
         self._regions = Regions(cfg)
         self._watch: dict[int, _Watch] = {}
+        self._still_now: tuple[np.ndarray, np.ndarray] | None = None
         self.last_static_mask: np.ndarray | None = None  # for drawing/debugging
 
     def _knock(self, g: np.ndarray, changed: float) -> tuple[float, float] | None:
@@ -107,19 +112,37 @@ class SceneMemory:
 
     # -- litter watching ------------------------------------------------------------------
     def watch(self, litter_id: int, box: Box) -> None:
-        """Remember how a litter region (frame pixels) looks now, to tell later whether it is gone."""
+        """Remember how a litter region (frame pixels) looks, to tell later whether it is gone.
+        The look is taken on the first frame the region is still (the frame agrees with the
+        short-term model there): an object just put down, or a hand just gone from it, is not
+        yet what the short-term model shows, and a reference taken then would make the object
+        look half gone while it lies there, and half there once it is taken."""
         if self._S is None:
             return
         b = self.view.to_model(box, self._S.shape)
         if b[2] - b[0] < 1 or b[3] - b[1] < 1:
             return
-        ref = self._S[b[1] : b[3], b[0] : b[2]].copy()
+        w = self._watch[litter_id] = _Watch(b)
+        x1, y1, x2, y2 = b
+        if self._still_now is not None and self._still_now[1][y1:y2, x1:x2].mean() >= 0.9:
+            self._settle(w, self._still_now[0][y1:y2, x1:x2].copy())
+
+    def _settle(self, w: _Watch, ref: np.ndarray) -> None:
+        """Take the look of a watched region now that it is still."""
+        x1, y1, x2, y2 = w.box_s
+        w.ref = ref
         # Judge only the object's own pixels (those that differ from the long-term model),
         # not the ground around it that the box also covers.
-        mask = np.abs(ref - self._L[b[1] : b[3], b[0] : b[2]]) > self.cfg.diff_threshold
-        if mask.mean() < 0.2:
-            mask = np.ones_like(mask)  # existing litter: already part of the long-term model
-        self._watch[litter_id] = _Watch(b, ref, mask)
+        ground = self._L[y1:y2, x1:x2].copy()
+        mask = np.abs(ref - ground) > self.cfg.diff_threshold
+        if mask.mean() >= 0.2:
+            # The long-term model was frozen under the object since it appeared: it holds the ground.
+            w.mask, w.ground = mask, ground
+            return
+        # Existing litter: already part of the long-term model, the ground under it unseen. Its
+        # own pixels are those that stand out from the ground around its box (a thin bottle
+        # fills half its detector box; judged on the whole box it would look only half gone).
+        w.mask, w.ground = self._standing_out(w.box_s, ref), None
 
     def unwatch(self, litter_id: int) -> None:
         self._watch.pop(litter_id, None)
@@ -190,8 +213,8 @@ class SceneMemory:
         outside = self.view.unseen(g.shape)
         if outside is not None:
             person_mask |= outside
-        for box in persons:
-            x1, y1, x2, y2 = self.view.to_model(grow(box, cfg.person_margin), g.shape)
+        persons_s = [self.view.to_model(grow(box, cfg.person_margin), g.shape) for box in persons]
+        for x1, y1, x2, y2 in persons_s:
             person_mask[y1:y2, x1:x2] = True
 
         cv2.accumulateWeighted(g, self._S, a_short)
@@ -240,9 +263,17 @@ class SceneMemory:
         static = cv2.morphologyEx(static, cv2.MORPH_CLOSE, np.ones((9, 9), np.uint8))
         self.last_static_mask = static.astype(bool)
 
-        objects_view = self._regions.update(static, self._since, self._S, self._L, time_s, objects, self.view)
+        objects_view = self._regions.update(
+            static, self._since, self._S, self._L, time_s, objects, self.view, persons_s, person_mask
+        )
+        self._still_now = (g, stable)  # this frame (model view) and where it agrees with S
+        for w in self._watch.values():
+            x1, y1, x2, y2 = w.box_s
+            if w.ref is None and stable[y1:y2, x1:x2].mean() >= 0.9:
+                self._settle(w, g[y1:y2, x1:x2].copy())
         changed = {lid: self._changed(w) for lid, w in self._watch.items()}
-        return SceneView(time_s, objects_view, changed, relit, view=self.view)
+        bare = {lid: self._bare(w) for lid, w in self._watch.items() if w.ground is not None}
+        return SceneView(time_s, objects_view, changed, relit, view=self.view, bare=bare)
 
     # -- internals ----------------------------------------------------------------------------
     def _reset(self, g: np.ndarray, time_s: float) -> None:
@@ -254,7 +285,7 @@ class SceneMemory:
         for wt in self._watch.values():
             x1, y1, x2, y2 = wt.box_s
             moved = (min(max(x1 + ox, 0), w), min(max(y1 + oy, 0), h), min(max(x2 + ox, 0), w), min(max(y2 + oy, 0), h))
-            if (moved[2] - moved[0], moved[3] - moved[1]) != (x2 - x1, y2 - y1):
+            if wt.mask is not None and (moved[2] - moved[0], moved[3] - moved[1]) != (x2 - x1, y2 - y1):
                 wt.mask = np.ones((moved[3] - moved[1], moved[2] - moved[0]), bool)  # cut by the edge
             wt.box_s = moved
         self.view = self.view.restarted()
@@ -266,10 +297,13 @@ class SceneMemory:
         self._since = np.full(g.shape, np.nan, np.float32)
         self._still = np.full(g.shape, np.nan, np.float32)
         self._regions.clear()
+        self._still_now = None
         # Watched litter is re-referenced on the new image (assumed still there).
         for w in self._watch.values():
             b = w.box_s
-            w.ref = g[b[1] : b[3], b[0] : b[2]].copy()
+            if w.ref is not None:
+                w.ref = g[b[1] : b[3], b[0] : b[2]].copy()
+            w.ground = None  # what lay under it was learnt in another view or light
 
     def _freeze_mask(self, time_s: float) -> np.ndarray:
         m = np.zeros(self._S.shape, bool)
@@ -280,9 +314,31 @@ class SceneMemory:
             m[y1:y2, x1:x2] = True
         return m
 
+    def _standing_out(self, b: Small, patch: np.ndarray) -> np.ndarray:
+        """Pixels of `patch` (the short-term model in box `b`) that differ from the median of
+        the ground in a band a quarter of the box wide around it; the whole box if too few do."""
+        h, w = self._S.shape
+        x1, y1, x2, y2 = b
+        mx, my = max(2, (x2 - x1) // 4), max(2, (y2 - y1) // 4)
+        X1, Y1, X2, Y2 = max(0, x1 - mx), max(0, y1 - my), min(w, x2 + mx), min(h, y2 + my)
+        band = np.ones((Y2 - Y1, X2 - X1), bool)
+        band[y1 - Y1 : y2 - Y1, x1 - X1 : x2 - X1] = False
+        if not band.any():
+            return np.ones(patch.shape, bool)
+        ground = float(np.median(self._S[Y1:Y2, X1:X2][band]))
+        mask = np.abs(patch - ground) > self.cfg.diff_threshold
+        return mask if mask.mean() >= 0.2 else np.ones(patch.shape, bool)
+
+    def _bare(self, w: _Watch) -> float:
+        x1, y1, x2, y2 = w.box_s
+        now = self._S[y1:y2, x1:x2]
+        if now.shape != w.ground.shape or now.size == 0:
+            return 0.0
+        return float((np.abs(now - w.ground) <= self.cfg.diff_threshold)[w.mask].mean())
+
     def _changed(self, w: _Watch) -> float:
         x1, y1, x2, y2 = w.box_s
         now = self._S[y1:y2, x1:x2]
-        if now.shape != w.ref.shape or now.size == 0:
+        if w.ref is None or now.shape != w.ref.shape or now.size == 0:
             return 0.0
         return float((np.abs(now - w.ref) > self.cfg.diff_threshold)[w.mask].mean())

@@ -9,7 +9,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from detector.boxes import area, cover
+from detector.boxes import area, cover, overlaps
 from detector.config import SceneConfig
 from detector.scene.view import Small, ViewTransform
 from detector.values import Box
@@ -28,6 +28,12 @@ class StaticObject:
     object_class: str  # detector evidence ("unknown" if none)
     scenery: bool  # a class that is never litter (vehicle, bench, ...)
     area_frac: float  # region area / frame area
+    # Touches the border of what the camera sees: only part of whatever is there is in view.
+    edge: bool = False
+    # Area around it (within its own size) that changed within a second of it, over its own
+    # area: a dropped object changes its own footprint; a part of something large that came
+    # or went (a vehicle) changed together with much more around it.
+    together: float = 0.0
 
 
 @dataclass
@@ -38,6 +44,9 @@ class _Region:
     change: Change
     votes: dict[str, float] = field(default_factory=dict)
     last_seen: float = 0.0
+    attended: float = float("-inf")  # last time a person was next to it
+    edge: bool = False
+    together: float = 0.0
 
 
 class Regions:
@@ -52,9 +61,11 @@ class Regions:
         self._regions = []
 
     def held(self, time_s: float) -> list[Small]:
-        """Regions young enough that the long-term model must not learn them yet."""
-        # Older ones never became litter: the long-term model may absorb them.
-        return [r.box_s for r in self._regions if time_s - r.since <= self.cfg.candidate_hold_s]
+        """Regions the long-term model must not learn yet: seen lately, and left alone for
+        less than `candidate_hold_s`. An owner may attend a bag for minutes and the act is
+        them walking away from it, so the hold counts from when it was last left alone, not
+        from when it appeared; one nobody is with that never became litter is absorbed."""
+        return [r.box_s for r in self._regions if time_s - max(r.since, r.attended) <= self.cfg.candidate_hold_s]
 
     def update(
         self,
@@ -65,10 +76,13 @@ class Regions:
         time_s: float,
         objects,
         view: ViewTransform,
+        persons: list[Small] = (),
+        hidden: np.ndarray | None = None,
     ) -> tuple[StaticObject, ...]:
         """This frame's static mask (uint8, model pixels) to static objects (frame pixels).
         `since` is per pixel when it began to differ; `short`, `long` the two models;
-        `objects` the detections (box, class, score) that lend regions a class."""
+        `objects` the detections (box, class, score) that lend regions a class; `persons`
+        the people in view and `hidden` the pixels under them or out of view (model pixels)."""
         cfg = self.cfg
         h, w = static.shape
         n, labels, stats, _ = cv2.connectedComponentsWithStats(static, connectivity=8)
@@ -87,6 +101,12 @@ class Regions:
                 found.append(((int(x), int(y), int(x + bw), int(y + bh)), mask))
         kept: list[_Region] = []
         out: list[StaticObject] = []
+        unseen = view.unseen((h, w))
+        if unseen is None:
+            unseen = np.zeros((h, w), bool)
+        # The blur and the morphology do not reach the last pixel: within one is at the border.
+        unseen[:2, :] = unseen[-2:, :] = True
+        unseen[:, :2] = unseen[:, -2:] = True
         for box_s, mask in found:
             region = next((r for r in self._regions if cover(r.box_s, box_s) >= 0.5 and r not in kept), None)
             if region is None:
@@ -98,6 +118,8 @@ class Regions:
                 # the whole region is visible now
                 region.change = added_or_removed(mask, short, long, cfg.ghost_ratio)
             region.last_seen = time_s
+            region.edge = _at_edge(box_s, unseen)
+            region.together = _together(box_s, mask, region.since, since, hidden)
             for obox, cls, score in objects:
                 ob = view.to_model(obox, (h, w))
                 # Same object only: a big box (a shelf, a car) around a small region lends
@@ -109,6 +131,13 @@ class Regions:
         for r in self._regions:
             if r not in kept and time_s - r.last_seen <= cfg.region_memory_s:
                 kept.append(r)
+        for r in kept:
+            # Attended: a person within the object's own size of it (AVSS 2007 used 2x its
+            # width between centres), or standing over it (then it is hidden, not gone).
+            x1, y1, x2, y2 = r.box_s
+            m = max(x2 - x1, y2 - y1)
+            if any(overlaps(p, (x1 - m, y1 - m, x2 + m, y2 + m)) for p in persons):
+                r.attended = time_s
         self._regions = kept
         frame_area = float(h * w)
         for r in kept:
@@ -124,9 +153,32 @@ class Regions:
                     cls,
                     cls in cfg.scenery_classes,
                     area(r.box_s) / frame_area,
+                    r.edge,
+                    r.together,
                 )
             )
         return tuple(out)
+
+
+def _at_edge(b: Small, unseen: np.ndarray) -> bool:
+    """The box reaches what the camera does not see: the border of the view, or the strip a
+    knocked camera no longer sees."""
+    x1, y1, x2, y2 = b
+    return bool(unseen[y1:y2, x1:x2].any())
+
+
+def _together(b: Small, mask: np.ndarray, first: float, since: np.ndarray, hidden: np.ndarray | None) -> float:
+    """Pixels within the region's own size around it (not under people, not its own) that
+    began to differ within a second of it, over its own area."""
+    h, w = since.shape
+    x1, y1, x2, y2 = b
+    m = max(x2 - x1, y2 - y1)
+    X1, Y1, X2, Y2 = max(0, x1 - m), max(0, y1 - m), min(w, x2 + m), min(h, y2 + m)
+    window = np.abs(since[Y1:Y2, X1:X2] - first) <= 1.0  # NaN (no change) compares False
+    window &= ~mask[Y1:Y2, X1:X2]
+    if hidden is not None:
+        window &= ~hidden[Y1:Y2, X1:X2]
+    return float(window.sum()) / max(1.0, float(mask.sum()))
 
 
 def added_or_removed(mask: np.ndarray, short: np.ndarray, long: np.ndarray, ghost_ratio: float) -> Change:

@@ -101,3 +101,60 @@ def test_big_box_around_a_small_region_lends_no_class():
     t, _ = _feed(scene, bg, 0.0, 5.0)
     _, views = _feed(scene, _with_object(bg), t, 5.0, objects=[((0, 0, 640, 480), "bench", 0.6)])
     assert [(o.object_class, o.scenery) for o in views[-1].objects] == [("unknown", False)]
+
+
+def test_an_attended_object_is_not_absorbed_into_the_background():
+    # Its owner stands beside it far longer than candidate_hold_s: it stays an object (the act
+    # will be them walking away); one left alone that long is absorbed.
+    hold = SceneConfig().candidate_hold_s
+    beside = (370, 150, 430, 350)  # a person box next to the object, not over it
+    found = []
+    for persons in ([beside], []):
+        scene = SceneMemory(SceneConfig())
+        bg = _textured()
+        t, _ = _feed(scene, bg, 0.0, 5.0)
+        _, views = _feed(scene, _with_object(bg), t, hold + 2 * SceneConfig().long_tau_s, persons=persons)
+        found.append(len(views[-1].objects))
+    assert found == [1, 0]
+
+
+def test_an_object_at_the_border_is_marked_as_cut():
+    scene = SceneMemory(SceneConfig())
+    bg = _textured()
+    t, _ = _feed(scene, bg, 0.0, 5.0)
+    side = (0, 300, 50, 350)
+    _, views = _feed(scene, _with_object(_with_object(bg), side), t, 5.0)
+    edges = sorted((o.box[0] == 0, o.edge) for o in views[-1].objects)
+    assert edges == [(False, False), (True, True)]
+
+
+def test_ground_seen_again_where_litter_lay():
+    # A watched object: someone standing on it changes its pixels but shows no ground; taken
+    # away, its pixels show the ground seen before it came.
+    scene = SceneMemory(SceneConfig())
+    bg = _textured()
+    t, _ = _feed(scene, bg, 0.0, 5.0)
+    t, _ = _feed(scene, _with_object(bg), t, 4.0)
+    scene.watch(1, OBJ)
+    t, views = _feed(scene, _with_object(bg, OBJ, 200), t, 3.0)  # covered by something bright
+    assert views[-1].changed[1] > 0.8 and views[-1].bare[1] < 0.2
+    _, views = _feed(scene, bg, t, 3.0)
+    assert views[-1].changed[1] > 0.8 and views[-1].bare[1] > 0.8
+
+
+def test_a_piece_of_a_large_change_is_told_from_an_object_alone():
+    # A lorry arrives: two large blocks and a small piece between them (cut off by the mask or
+    # a colour change) appear at the same moment; elsewhere an object is put down on its own.
+    # Only the piece changed together with much more around it.
+    scene = SceneMemory(SceneConfig())
+    bg = _textured()
+    t, _ = _feed(scene, bg, 0.0, 5.0)
+    blocks, piece, alone = [(70, 100, 250, 380), (338, 100, 518, 380)], (274, 200, 314, 240), (400, 430, 440, 470)
+    frame = _with_object(_with_object(_with_object(_with_object(bg, blocks[0], 220), blocks[1], 220), piece), alone)
+    _, views = _feed(scene, frame, t, 5.0)
+    small = [o for o in views[-1].objects if o.area_frac < 0.01]
+    together = {
+        ("piece" if _near(o.box, piece) else "alone" if _near(o.box, alone) else o.box): o.together for o in small
+    }
+    assert sorted(together) == ["alone", "piece"]
+    assert together["piece"] > 2.0 and together["alone"] < 0.5
