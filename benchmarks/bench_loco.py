@@ -10,10 +10,11 @@ See `detector/bench/loco.py` for the method. Not a test: run by hand, e.g.
         --param acts.dwell_s=0.5,1,2 --param scene.persist_s=1,1.5,2 --out out/loco
 
 writes out/loco/loco.json and out/loco/loco.md. Time: each setting adds (values - 1) full
-passes over the clips. The example (5 passes, 95 clip runs, 2723 s of video) took 50 min cold
-with --jobs 2 on this 2-core box while other jobs kept its load near 20 (0.47x real time per
-worker); a quiet box is several times faster. A rerun whose runs are cached takes seconds; a
-change to the pipeline's code invalidates its runs. `--plan` prints the work and exits.
+passes over the clips. The example (5 passes, 95 clip runs, 2723 s of video) took 43 and 50 min
+cold in two runs with --jobs 2 on this 2-core box while other jobs kept its load between 15 and
+55 (about 0.5x real time per worker); a quiet box is several times faster. A rerun whose runs
+are all cached takes about 20 s (start-up, hashing the clips); a change to the code a clip run
+imports invalidates its runs. `--plan` prints the work and exits.
 """
 
 from __future__ import annotations
