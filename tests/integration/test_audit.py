@@ -3,7 +3,7 @@ local engine (1 and 2 jobs) and a real local Ray, resuming after a real SIGINT, 
 recording, signed events that verify as one chain, annotated video from segments.
 
 The long recording is real clips joined into one file (PETS 2009 pedestrians, the ABODA bag
-left and taken back, the porch bottle drop), at 10 fps with a keyframe every 2 s like a
+left and taken back, the porch bottle drop, squashed to 720x480), at 10 fps with a keyframe every 2 s like a
 camera's recording. The tests use 10 s time constants for the long-term background (default
 30 s), which makes the overlap rule give 45.6 s instead of 116.4 s, so that a 170 s file is
 split into three segments that really overlap while keeping CI short.
@@ -89,11 +89,15 @@ def test_a_long_file_gives_the_same_acts_whole_and_in_segments(tmp_path, long_re
     seg = next(x for x in json.loads((local_two / "summary.json").read_text())["recordings"] if x["name"] == "joined")
     assert seg["segments"] == 3
     whole, parts = acts_of(whole_out, "joined"), acts_of(local_two, "joined")
-    # The bag left in the ABODA part (~100 s), taken back (~147 s), the porch bottle (~164 s):
-    # the clean-up lies in the third segment, the littering it credits in the second (and in
-    # the third's warm-up, where it is found again and merged).
-    assert [a["kind"] for a in whole] == ["littering", "cleanup", "littering"]
-    assert 95 < whole[0]["t_notify"] < 105 and 140 < whole[1]["t_notify"] < 152 and whole[2]["t_notify"] > 158
+    # The bag left in the ABODA part (~100 s), taken back (~147 s): the clean-up lies in the
+    # third segment, the littering it credits in the second (and in the third's warm-up, where it
+    # is found again and merged). The porch bottle (~164 s) gives no act here: squashed from
+    # portrait into 720x480 it lies flat along the bottom border, where the detector does not name
+    # it, and at the border of the view only the detector's word makes litter (legs and structures
+    # cut by the border gave false acts on unseen footage). At its own size (a-porch.mp4 below) it
+    # is found.
+    assert [a["kind"] for a in whole] == ["littering", "cleanup"]
+    assert 95 < whole[0]["t_notify"] < 105 and 140 < whole[1]["t_notify"] < 152
     assert len(parts) == len(whole)
     for a, b in zip(whole, parts):
         assert (a["kind"], a["zone"], a["litter_id"]) == (b["kind"], b["zone"], b["litter_id"])
@@ -163,7 +167,7 @@ def test_same_bytes_local_1_and_2_jobs_and_ray_and_resume_after_sigint(tmp_path,
     assert status == {"a-porch.mp4": "ok", "broken.mp4": "error", "joined.mp4": "ok"}
     broken = next(x for x in summary["recordings"] if x["status"] == "error")
     assert "broken.mp4" in broken["error"] and "\n" not in broken["error"]
-    assert summary["totals"]["littering"] == 3 and summary["totals"]["cleanup"] == 1
+    assert summary["totals"]["littering"] == 2 and summary["totals"]["cleanup"] == 1
     verify = subprocess.run(
         [
             sys.executable,
@@ -177,17 +181,17 @@ def test_same_bytes_local_1_and_2_jobs_and_ray_and_resume_after_sigint(tmp_path,
         capture_output=True,
         text=True,
     )
-    assert verify.returncode == 0 and "OK: 4 events, chain intact" in verify.stdout, verify.stdout + verify.stderr
+    assert verify.returncode == 0 and "OK: 3 events, chain intact" in verify.stdout, verify.stdout + verify.stderr
     events = [json.loads(line) for line in (two / "events" / "camera.jsonl").read_text().splitlines()]
     # Recording order (path order with --start-time): a-porch.mp4 from 08:00:00, joined.mp4 right
     # after its 12.6 s.
-    assert [e["seq"] for e in events] == [1, 2, 3, 4]
-    assert [e["data"]["act"] for e in events] == ["littering", "littering", "cleanup", "littering"]
+    assert [e["seq"] for e in events] == [1, 2, 3]
+    assert [e["data"]["act"] for e in events] == ["littering", "littering", "cleanup"]
     assert events[0]["time"].startswith("2026-11-26T08:00:06")
     assert "2026-11-26T08:01:50" < events[1]["time"] < "2026-11-26T08:01:58"
     assert events[2]["data"]["points"] == -events[1]["data"]["points"]  # the clean-up gives back its littering's
-    # Litter ids are unique per camera: the joined recording's litter 1 and 2 follow a-porch's 1.
-    assert [e["data"]["litter"] for e in events] == [1, 2, 2, 3]
+    # Litter ids are unique per camera: the joined recording's litter 1 follows a-porch's 1.
+    assert [e["data"]["litter"] for e in events] == [1, 2, 2]
 
     # Ray, 2 workers on this box (a real local Ray started by the command)
     ray_out = tmp_path / "ray"
