@@ -19,7 +19,10 @@ before (`EventSigner.begin_run`). Without that, a restarted camera's litter 1 wo
 the previous run's litter 1: its littering not debited (already outstanding) and its clean-up
 credited to wherever the old litter lay. Litter a new run recognises as the same object as
 litter still outstanding from before (`ChainState.outstanding()` has each one's box) is mapped
-onto the old id with `EventSigner.adopt`.
+onto the old id with `EventSigner.adopt`. The signer does that itself for litter a new run
+reports as *found* (lying there when the camera started): a found object in the same zone
+whose box lies mostly on an outstanding litter's box is that litter, still there after the
+restart, and must not be counted a second time.
 """
 
 from __future__ import annotations
@@ -56,6 +59,18 @@ from detector.values import Act
 # Outstanding litter remembered in the chain state (oldest forgotten first). It only shapes the
 # points the edge claims; the backend applies its own copy of the rule to its own state.
 _LITTER_MEMORY = 10_000
+
+
+# A found object is an earlier run's outstanding litter when at least this share of the smaller
+# of the two boxes lies inside the other (see EventSigner._adopt_found).
+_SAME_PLACE = 0.5
+
+
+def _overlap_of_smaller(a, b) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return ix * iy / smaller if smaller > 0 else 0.0
 
 
 def _ms(seconds: float) -> int:
@@ -138,12 +153,35 @@ class EventSigner:
         gives back what that debit cost)."""
         self.adopted[run_litter] = chain_litter
 
+    def _adopt_found(self, act: Act, state: ChainState) -> None:
+        """A found object lying where litter of an earlier run is still outstanding is that litter.
+
+        A fixed camera sees an object that did not move in the same pixels after a restart; the
+        recogniser's box for it may be cut tighter or looser (a region now, a detection then), so
+        the test is that most of the smaller box lies inside the larger one, not an exact IoU.
+        Each old litter is adopted once per run (two objects side by side stay two)."""
+        if act.kind != "found" or act.litter_id in self.adopted:
+            return
+        taken = set(self.adopted.values())
+        best, best_overlap = None, _SAME_PLACE
+        for lid, lit, box, _cls in state.outstanding():
+            if lid > self.litter_base or lid in taken or len(box) != 4:
+                continue  # this run's own litter, already adopted, or no box kept
+            if lit.zone and lit.zone != act.zone:
+                continue
+            overlap = _overlap_of_smaller(box, act.box)
+            if overlap >= best_overlap:
+                best, best_overlap = lid, overlap
+        if best is not None:
+            self.adopt(act.litter_id, best)
+
     def chain_litter(self, run_litter: int) -> int:
         return self.adopted.get(run_litter, self.litter_base + int(run_litter))
 
     def sign(self, act: Act, state: ChainState) -> tuple[dict, ChainState]:
         """The signed event for `act` and the chain state after it (state is not modified)."""
         seq = state.seq + 1
+        self._adopt_found(act, state)
         main_id = self.chain_litter(act.litter_id)
         also = [(self.chain_litter(lid), sev) for lid, sev in act.also]
         outstanding = SourceLitter(dict(state.litter))

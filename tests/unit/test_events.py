@@ -306,3 +306,30 @@ def test_litter_ids_are_unique_per_chain_across_runs(key):
     assert e5["data"]["litter"] == 1 and e5["data"]["also"] == [{"litter": 4, "severity": "small"}]
     assert e5["data"]["points"] == 30  # the bag's 30; this run's litter 2 (chain id 4) was never counted
     assert st.max_litter == 4 and st.litter == {2: scoring.Litter("A", 10, "small")}
+
+
+def test_litter_found_after_a_restart_where_outstanding_litter_lies_is_not_counted_twice(key):
+    """A camera restarts while a bag it counted still lies there: the new run reports the bag as
+    found. The signer maps it onto the old litter (no second debit), and its clean-up gives back
+    the old debit once. Found litter elsewhere, or in another zone, is new litter."""
+    key_path, _, _ = key
+    priv = keys.load_private_key(key_path)
+    run1 = signer.EventSigner(priv, "s1", "cam1", clip_start=START)
+    st = signer.ChainState()
+    run1.begin_run(st)
+    _, st = run1.sign(act(0, "cam1", "A", "littering", "bag", litter=1), st)  # box (10, 20, 30, 40)
+    st = signer.ChainState.from_json(st.to_json())
+    run2 = signer.EventSigner(priv, "s1", "cam1", clip_start=START)
+    run2.begin_run(st)
+    bag_again = dataclasses.replace(act(1, "cam1", "A", "found", "bag", litter=1), box=(12, 22, 29, 41))
+    e1, st = run2.sign(bag_again, st)
+    assert e1["data"]["litter"] == 1 and e1["data"]["points"] == 0  # the same bag: one debit only
+    elsewhere = dataclasses.replace(act(2, "cam1", "A", "found", "small", litter=2), box=(200, 20, 220, 40))
+    e2, st = run2.sign(elsewhere, st)
+    assert e2["data"]["litter"] == 3 and e2["data"]["points"] == -10  # new litter (run id 2 above the chain's 1)
+    other_zone = dataclasses.replace(act(3, "cam1", "B", "found", "small", litter=3), box=(10, 20, 30, 40))
+    e3, st = run2.sign(other_zone, st)
+    assert e3["data"]["litter"] == 4 and e3["data"]["points"] == -10
+    e4, st = run2.sign(act(4, "cam1", "A", "cleanup", "bag", litter=1), st)
+    assert e4["data"]["litter"] == 1 and e4["data"]["points"] == 30  # the first run's debit, once
+    assert sorted(st.litter) == [3, 4]
