@@ -140,12 +140,14 @@ class EventSigner:
         self.clip_start = clip_start
         self.litter_base = 0  # this run's litter ids are mapped to base + id
         self.adopted: dict[int, int] = {}  # this run's litter id -> an older outstanding litter's id
+        self.earlier: frozenset[int] = frozenset()
 
     def begin_run(self, state: ChainState) -> None:
         """A new run of the recogniser (a camera (re)started): its litter ids, from 1 again, are
         mapped above every id the chain has used."""
         self.litter_base = state.max_litter
         self.adopted = {}
+        self.earlier = frozenset(state.litter)  # outstanding from before this run: may be found again
 
     def adopt(self, run_litter: int, chain_litter: int) -> None:
         """The recogniser found its litter `run_litter` to be litter `chain_litter` that is still
@@ -165,7 +167,7 @@ class EventSigner:
         taken = set(self.adopted.values())
         best, best_overlap = None, _SAME_PLACE
         for lid, lit, box, _cls in state.outstanding():
-            if lid > self.litter_base or lid in taken or len(box) != 4:
+            if lid not in self.earlier or lid in taken or len(box) != 4:
                 continue  # this run's own litter, already adopted, or no box kept
             if lit.zone and lit.zone != act.zone:
                 continue
