@@ -4,10 +4,12 @@ One entry point: `Redactor.redact(image, seen)` (or `.snapshot(...)` for JPEG by
 is what the pipeline knows about the frame (`Seen.of(result, pipeline)`): person boxes (detected,
 tracked, or still held by the tracker while unseen) and moving regions. The rule is blur on doubt
 (a false blur costs nothing, a missed face is a defect):
-- faces found by YuNet at several scales: the whole frame enlarged up to `face_pixels` (and
-  coarser for faces too big for YuNet's 10-300 px range), plus, where people may be (person boxes, moving
-  regions, faces of the previous frame), crops enlarged `roi_scale` times, because YuNet cannot
-  see a 10-14 px face at 1x; each face is blurred whole, grown by `face_margin`;
+- faces found by YuNet at several scales: the whole frame at 1x and enlarged `roi_scale` times (YuNet
+  cannot see a face under 10 px at 1x) as far as `face_pixels` allows, and coarser for faces too
+  big for YuNet's 10-300 px range; a frame too large for that budget is searched whole at the
+  scale the budget allows, plus crops enlarged `roi_scale` times where people may be (person
+  boxes, moving regions, faces of the previous frame); each face is blurred whole, grown by
+  `face_margin`;
 - the head region of every person box, whether or not a face was found in it (the face found
   there may be someone else's), sized for the view: see `head_region`;
 - the head region of upright moving regions (people the detector misses);
@@ -44,7 +46,6 @@ _COARSE_SIDE = 480
 # ~3x, an upper body ~1.5x); anything squatter is seen from above, through a fisheye, seated,
 # crouching or cut off, and its head may be anywhere in the box.
 _UPRIGHT = 1.2
-_SMALL_REGION = 240  # px: taller (grown) regions hold faces the whole-frame search sees
 
 
 class FaceDetector:
@@ -227,24 +228,39 @@ class Redactor:
         self._last_faces: dict[str, tuple[float, np.ndarray]] = {}
 
     def find_faces(self, image: np.ndarray, where: np.ndarray = _NO_BOXES, everywhere: bool = False) -> np.ndarray:
-        """Face boxes (N,4): the whole frame at up to `face_pixels` (plus a coarse pass for big
-        faces), and the regions `where` (or, with `everywhere`, the whole frame) enlarged
-        `roi_scale` times for small ones."""
+        """Face boxes (N,4): the whole frame enlarged up to `roi_scale` within `face_pixels` (plus a
+        coarse pass for big faces); on a frame too large for that, also the regions `where` (or,
+        with `everywhere`, the whole frame) enlarged `roi_scale` times for small faces."""
         h, w = image.shape[:2]
         cfg = self.cfg
-        # The whole frame as large as `face_pixels` allows, up to `roi_scale`: a small frame is
-        # searched whole at 2x (everything is small in it), a large one at 1x or below.
+        # A face too small for YuNet at 1x (under 10 px: someone far away) can be anywhere a
+        # person can be, and neither the person detector nor the motion gate bounds where that
+        # is: a passer-by standing still, one the detector misses, one half hidden behind someone
+        # close to the camera, every pixel at once while the background model settles. So the
+        # small-face search covers the whole frame, every frame, at a cost fixed by the frame
+        # size alone (a search of people and motion regions cost that much anyway in a crowd).
         full = min(cfg.roi_scale, np.sqrt(cfg.face_pixels / (h * w)))
         found = [self.faces.detect(image, full)[0]]
+        # At 1x as well: YuNet finds some faces at one scale and not at another (a 9 px face of
+        # the shopping street found at 1x, lost at 2x), so the enlarged pass does not replace it.
+        if full > 1:
+            found.append(self.faces.detect(image, 1.0)[0])
         if max(h, w) * full > 1.5 * _COARSE_SIDE:
             found.append(self.faces.detect(image, _COARSE_SIDE / max(h, w))[0])
         if full >= cfg.roi_scale:
             return np.concatenate(found)
-        rects = [(0, 0, w, h)] if everywhere else merge_rects(where, w, h)
-        # Crops covering most of the frame cost more, together, than one search of it all.
-        if sum((x2 - x1) * (y2 - y1) for x1, y1, x2, y2 in rects) > 0.6 * w * h:
+        # A frame larger than the budget: its smallest faces are looked for where people may be,
+        # smallest regions first (a distant person has a small box), within one more budget.
+        if everywhere:
             rects = [(0, 0, w, h)]
+        else:
+            rects = sorted(merge_rects(where, w, h), key=lambda r: (r[2] - r[0]) * (r[3] - r[1]))
+        budget = cfg.face_pixels / cfg.roi_scale**2
         for x1, y1, x2, y2 in rects:
+            if not everywhere:
+                budget -= (x2 - x1) * (y2 - y1)
+                if budget < 0:
+                    break
             boxes = self.faces.detect(image[y1:y2, x1:x2], cfg.roi_scale)[0]
             found.append(boxes + np.array([x1, y1, x1, y1], np.float32))
         return np.concatenate(found)
@@ -258,9 +274,6 @@ class Redactor:
         # Search people and motion generously: a box from the detector or the motion gate can
         # be off by a good part of its size, and a face search needs some context around it.
         where = np.concatenate([_grow(seen.people, 0.2), _grow(seen.moving, 0.2), _grow(last, 1.0)])
-        # Only someone small needs the enlarged search: a face is about 1/8 of a person's
-        # height, so in a region taller than this it is over 25 px, which the 1x pass finds.
-        where = where[where[:, 3] - where[:, 1] <= _SMALL_REGION]
         faces = self.find_faces(image, where, everywhere=thorough)
         if seen.time_s is not None:
             self._last_faces = {**self._last_faces, seen.source: (seen.time_s, faces)}

@@ -53,17 +53,17 @@ class PrivacyConfig(Section):
         2, ge=1, le=5, description="detect again on the blurred image and blur what is still found"
     )
     face_pixels: int = Field(
-        1280 * 720,
+        2560 * 1440,
         ge=64 * 64,
-        le=4096 * 4096,
-        description="search whole frames for faces enlarged up to this many pixels (YuNet sees faces of 10 px "
-        "and up; a 640x360 frame is searched at 2x, 1280x720 at 1x)",
+        le=8192 * 8192,
+        description="search whole frames for faces enlarged up to roi_scale within this many pixels (a face "
+        "under 10 px, too small for YuNet at 1x, can be anywhere; 2560x1440: frames up to 1280x720 at 2x)",
     )
     roi_scale: float = Field(
         2.0,
         ge=1,
         le=4,
-        description="enlarge people and moving regions this much for a second face search (faces of 5-14 px)",
+        description="enlarge frames (beyond face_pixels: people, motion) this much to find faces of 5-14 px",
     )
     face_margin: float = Field(0.3, ge=0, le=2, description="grow each face box by this fraction on every side")
     head_fraction: float = Field(

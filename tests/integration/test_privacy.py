@@ -74,19 +74,40 @@ def _detail(image: np.ndarray, where) -> float:
     return cv2.Laplacian(cv2.cvtColor(image[where], cv2.COLOR_BGR2GRAY), cv2.CV_64F).var()
 
 
-def test_tiny_face_where_something_moves_is_found_at_twice_the_size_and_blurred(faces, astronaut):
+def test_tiny_face_with_nothing_known_is_found_at_twice_the_size_and_blurred(faces, astronaut):
+    """A face too small for 1x can be anywhere (someone standing still, missed by the detector,
+    outside any moving region): a frame within `face_pixels` at 2x is searched whole at 2x."""
     from detector.privacy import Redactor, Seen
 
     frame, face = _tiny_face_scene(astronaut)
     assert len(faces.detect(frame, 1.0)[0]) == 0 and len(faces.detect(frame, 2.0)[0]) == 1  # the premise
-    redactor = Redactor(PrivacyConfig(), faces)
+    assert PrivacyConfig().face_pixels >= 4 * frame.shape[0] * frame.shape[1]
+    out = Redactor(PrivacyConfig(), faces).redact(frame, Seen(time_s=0.0))
+    assert _detail(out, face) < 0.1 * _detail(frame, face)
+
+
+def test_frame_beyond_the_budget_searches_people_and_motion_at_twice_the_size(faces, astronaut):
+    """On a frame too large to search whole at 2x within `face_pixels`, the regions where people
+    may be are searched at 2x, however tall (a close walker's box can hide someone small behind
+    it), and a face found there is blurred on the next frames for `carry_s`, not for ever."""
+    from detector.privacy import Redactor, Seen
+
+    frame, face = _tiny_face_scene(astronaut)
+    cfg = PrivacyConfig(face_pixels=1280 * 720)  # this frame at 1x only
+    redactor = Redactor(cfg, faces)
+    assert _detail(redactor.redact(frame, Seen(time_s=0.0)), face) > 0.5 * _detail(frame, face)  # 1x misses it
+    redactor = Redactor(cfg, faces)
+    close_walker = np.array([[620, 0, 760, 700]], np.float32)  # 700 px tall; the tiny face well below its head
+    out = redactor.redact(frame, Seen(time_s=0.0, people=close_walker))
+    assert _detail(out, face) < 0.1 * _detail(frame, face)
+    redactor = Redactor(cfg, faces)
     moving = np.array([[590, 290, 660, 420]], np.float32)  # wider than tall: no head-region blur, search only
     out = redactor.redact(frame, Seen(time_s=0.0, moving=moving))
     assert _detail(out, face) < 0.1 * _detail(frame, face)
     # the face stays blurred on the next frame even if nothing is reported there any more
     out = redactor.redact(frame, Seen(time_s=0.2))
     assert _detail(out, face) < 0.1 * _detail(frame, face)
-    # ...but not for ever: a minute later, with nothing to go on, the plain 1x search misses it
+    # ...but not for ever: a minute later, with nothing to go on, the 1x search misses it
     assert _detail(redactor.redact(frame, Seen(time_s=60.0)), face) > 0.5 * _detail(frame, face)
 
 
