@@ -245,7 +245,8 @@ class Redactor:
         # the shopping street found at 1x, lost at 2x), so the enlarged pass does not replace it.
         if full > 1:
             found.append(self.faces.detect(image, 1.0)[0])
-        if max(h, w) * full > 1.5 * _COARSE_SIDE:
+        # Coarser still for faces too big for the smallest pass so far (YuNet's 300 px limit).
+        if max(h, w) * min(full, 1.0) > 1.5 * _COARSE_SIDE:
             found.append(self.faces.detect(image, _COARSE_SIDE / max(h, w))[0])
         if full >= cfg.roi_scale:
             return np.concatenate(found)
