@@ -9,7 +9,7 @@ tracked, or still held by the tracker while unseen) and moving regions. The rule
   big for YuNet's 10-300 px range; a frame too large for that budget is searched whole at the
   scale the budget allows, plus crops enlarged `roi_scale` times where people may be (person
   boxes, moving regions, faces of the previous frame); each face is blurred whole, grown by
-  `face_margin`;
+  `face_margin` and to at least 16 px square;
 - the head region of every person box, whether or not a face was found in it (the face found
   there may be someone else's), sized for the view: see `head_region`;
 - the head region of upright moving regions (people the detector misses);
@@ -46,6 +46,12 @@ _COARSE_SIDE = 480
 # ~3x, an upper body ~1.5x); anything squatter is seen from above, through a fisheye, seated,
 # crouching or cut off, and its head may be anywhere in the box.
 _UPRIGHT = 1.2
+# A blurred face region is at least this many pixels square. Blurring averages a region into
+# 3x3 cells and its edge is a step: around a 6 px face grown by 30% (2 px) the cells are 3 px, as
+# fine as the face's own features, and the step runs through its outline, so its shape survives
+# the blur. At 16 px (a face of YuNet's smallest size, 5-10 px, at the centre of a region twice
+# as large) the cells are coarser than the face and the edge lies outside it.
+_MIN_FACE_REGION = 16
 
 
 class FaceDetector:
@@ -191,6 +197,15 @@ def _grow(boxes: np.ndarray, by: float) -> np.ndarray:
     return np.column_stack([boxes[:, :2] - d, boxes[:, 2:] + d]).astype(np.float32)
 
 
+def face_regions(faces: np.ndarray, margin: float) -> np.ndarray:
+    """Face boxes grown by `margin` of their size on every side, then to at least
+    `_MIN_FACE_REGION` pixels square about their centre (see there why)."""
+    grown = _grow(faces, margin)
+    centre = (grown[:, :2] + grown[:, 2:]) / 2
+    half = np.maximum((grown[:, 2:] - grown[:, :2]) / 2, _MIN_FACE_REGION / 2)
+    return np.column_stack([centre - half, centre + half]).astype(np.float32)
+
+
 def merge_rects(boxes: np.ndarray, w: int, h: int) -> list[tuple[int, int, int, int]]:
     """Integer rectangles clipped to the frame, overlapping ones merged into their union, so a
     crowd is searched as one crop rather than one per person (each YuNet call has a fixed cost)."""
@@ -278,7 +293,7 @@ class Redactor:
         faces = self.find_faces(image, where, everywhere=thorough)
         if seen.time_s is not None:
             self._last_faces = {**self._last_faces, seen.source: (seen.time_s, faces)}
-        out = [_grow(faces, cfg.face_margin), _grow(last, 1.0)]
+        out = [face_regions(faces, cfg.face_margin), _grow(last, 1.0)]
         heads = [head_region(b, cfg.head_fraction) for b in seen.people]
         h = image.shape[0]
         for x1, y1, x2, y2 in seen.moving:
@@ -319,7 +334,7 @@ class Redactor:
                 self.faces.detect(out[y1:y2, x1:x2], 1.0)[0] + np.array([x1, y1, x1, y1], np.float32)
                 for x1, y1, x2, y2 in merge_rects(_grow(regions, 0.5), w, h)
             ]
-            regions = _grow(np.concatenate(found), self.cfg.face_margin) if found else _NO_BOXES
+            regions = face_regions(np.concatenate(found), self.cfg.face_margin) if found else _NO_BOXES
         return out
 
     def snapshot(self, image: np.ndarray, seen: Seen | np.ndarray | None = None) -> bytes:

@@ -6,7 +6,7 @@ import av
 import numpy as np
 import pytest
 
-from detector.privacy import head_region, merge_rects
+from detector.privacy import face_regions, head_region, merge_rects
 
 
 def test_upright_person_gets_the_top_of_its_box_and_a_margin():
@@ -27,6 +27,14 @@ def test_squat_box_is_blurred_whole(box):
     # seen from above or through a fisheye, seated, crouching, lying: the head can be anywhere
     x1, y1, x2, y2 = head_region(box)
     assert x1 <= box[0] and y1 <= box[1] and x2 >= box[2] and y2 >= box[3]
+
+
+def test_a_tiny_face_is_blurred_over_a_region_twice_its_size_a_large_one_with_its_margin():
+    faces = np.array([[100, 10, 106, 17], [200, 200, 300, 320]], np.float32)  # 6x7 px (far away) and 100x120
+    tiny, large = face_regions(faces, 0.3)
+    assert tiny[2] - tiny[0] >= 16 and tiny[3] - tiny[1] >= 16  # its edge well outside the face
+    assert tiny[0] < 100 - 4 and tiny[2] > 106 + 4 and tiny[1] < 10 - 4 and tiny[3] > 17 + 4
+    assert np.allclose(large, [170, 164, 330, 356])  # 30% of its size on every side, nothing more
 
 
 def test_merge_rects_unions_overlaps_clips_and_sorts():
