@@ -25,7 +25,7 @@ def _accuracy_table(overall: dict[str, Any], by_type: dict[str, dict[str, Any]])
 def _delay_row(label: str, d: dict[str, Any]) -> str:
     return (
         f"| {label} | {d['count']} | {_f(d['median_s'])} | {_f(d['mean_s'])} | {_f(d.get('q1_s'))} | "
-        f"{_f(d.get('q3_s'))} | {_f(d['min_s'])} | {_f(d['max_s'])} |"
+        f"{_f(d.get('q3_s'))} | {_f(d.get('p90_s'))} | {_f(d['min_s'])} | {_f(d['max_s'])} |"
     )
 
 
@@ -67,8 +67,8 @@ def render_report(result: dict[str, Any], images: dict[str, str] | None = None) 
         "",
         "## Delays (notification - onset, s)",
         "",
-        "| matches | count | median | mean | q1 | q3 | min | max |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| matches | count | median | mean | q1 | q3 | p90 | min | max |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         _delay_row("located, all", loc["delays"]),
         *(_delay_row(f"located, {k}", d) for k, d in loc["delays_by_type"].items()),
         _delay_row("time only, all", result["delays"]),

@@ -267,7 +267,8 @@ def test_delay_stats_distribution():
     d = delay_stats([4.0, 1.0, 3.0, 2.0, 5.0])
     assert (d["count"], d["median_s"], d["q1_s"], d["q3_s"], d["min_s"], d["max_s"]) == (5, 3.0, 2.0, 4.0, 1.0, 5.0)
     assert d["values_s"] == [1.0, 2.0, 3.0, 4.0, 5.0]
-    assert delay_stats([2.5])["q1_s"] == 2.5
+    assert d["p90_s"] == pytest.approx(4.6)  # inclusive: 90% of the way from the first to the last
+    assert delay_stats([2.5])["q1_s"] == 2.5 and delay_stats([2.5])["p90_s"] == 2.5
     assert delay_stats([])["count"] == 0 and delay_stats([])["median_s"] is None
 
 
