@@ -538,3 +538,45 @@ def test_a_piece_of_something_large_that_came_or_went_is_not_litter():
         run.frames(2.0, people=[(7, NEAR)])
         run.frames(2.0, people=[(7, NEAR)], objects=[piece])
         assert [a.kind for a in run.frames(6.0, people=[(7, FAR)], objects=[piece])] == expected
+
+
+def test_object_first_seen_lying_alone_does_not_wait_twice():
+    # Dropped while the owner's body hid it from scene memory; first seen once they walked off.
+    # Its wait to count as an object (confirm_s) and its unattended dwell run at the same time.
+    cfg = ActsConfig()
+    run = Run(cfg)
+    run.frames(2.0, people=[(7, NEAR)])
+    run.frames(0.4, people=[(7, FAR)])
+    first = run.t
+    acts = run.frames(4.0, people=[(7, FAR)], objects=[bag(1.0)])
+    assert len(acts) == 1 and acts[0].kind == "littering"
+    # Before: first + confirm_s (candidate) + dwell_s; now: first + max(confirm_s, dwell_s).
+    assert acts[0].t_notify <= first + max(cfg.confirm_s, cfg.dwell_s) + 1 / FPS + 1e-6
+
+
+def test_attendance_while_waiting_to_count_still_counts():
+    # The owner stays by it just while it waits to count, and leaves as it starts to count:
+    # the dwell starts when they leave, not when it was first seen.
+    cfg = ActsConfig()
+    run = Run(cfg)
+    run.frames(2.0, people=[(7, NEAR)])
+    first = run.t
+    while run.t - first < cfg.confirm_s - 1e-6:
+        run.frames(1 / FPS, people=[(7, NEAR)], objects=[bag(1.0)])
+    left = run.t
+    acts = run.frames(4.0, people=[(7, FAR)], objects=[bag(1.0)])
+    assert len(acts) == 1 and acts[0].t_notify >= left + cfg.dwell_s - 1e-6
+
+
+def test_object_out_of_sight_after_its_first_look_waits_its_dwell():
+    # Seen briefly with nobody near, then hidden for seconds (its owner standing over it, not
+    # seen by scene memory), then seen again as the owner walks off: whoever stood by it
+    # while it was out of sight is unknown, so the whole dwell is waited from then.
+    cfg = ActsConfig()
+    run = Run(cfg)
+    run.frames(2.0, people=[(7, NEAR)])
+    run.frames(0.4, people=[(7, FAR)], objects=[bag(1.0)])
+    run.frames(10.0, people=[(7, NEAR)])
+    back = run.t
+    acts = run.frames(4.0, people=[(7, FAR)], objects=[bag(1.0)])
+    assert len(acts) == 1 and acts[0].t_notify >= back + cfg.dwell_s - 1e-6
