@@ -89,6 +89,24 @@ PERTURBATIONS: dict[str, Perturb] = {
 }
 
 
+def frame_size(path: Path) -> tuple[int, int]:
+    cap = cv2.VideoCapture(str(path))
+    try:
+        return int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    finally:
+        cap.release()
+
+
+def _scaled(event: dict, src: tuple[int, int], dst: tuple[int, int]) -> dict:
+    """A truth event with its box moved from `src`'s pixels into `dst`'s."""
+    box = (event.get("where") or {}).get("box")
+    if not box:
+        return event
+    sx, sy = dst[0] / src[0], dst[1] / src[1]
+    where = {**event["where"], "box": [round(box[0] * sx), round(box[1] * sy), round(box[2] * sx), round(box[3] * sy)]}
+    return {**event, "where": where}
+
+
 def critical_s(clip: dict, duration_s: float) -> float:
     starts = [e["t_start"] for e in clip.get("events") or []]
     return min(starts) + 3.0 if starts else 0.4 * duration_s
@@ -149,6 +167,10 @@ def main() -> int:
             else:
                 make_variant(src, dst, name, clip)
         keep = {k: v for k, v in clip.items() if k in ("events", "duration_s", "fps")}
+        if name == "half":
+            # Truth boxes are in the stored frame's pixels: at half the size, so is the truth
+            # (else every act there is "right time, wrong place" to the located score).
+            keep["events"] = [_scaled(e, frame_size(src), frame_size(dst)) for e in keep.get("events") or []]
         variants.append({"file": dst.name, "perturbation": name, "source_clip": file, **keep})
 
     for name in tqdm(args.scenarios, desc="scenarios", unit="clip", disable=not sys.stderr.isatty()):
