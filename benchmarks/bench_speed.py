@@ -211,13 +211,10 @@ def main() -> int:
         s = json.loads(out.stdout.strip().splitlines()[-1])
         result["soak"] = s
         print(
-            (
-                f"soak: {s['video_min']:.1f} min of video in {s['wall_s']:.0f} s; rss "
-                f"after warm-up {s['rss_after_warm_up_mb']:.0f} MB, "
-            )(
-                f"at end {s['rss_end_mb']:.0f} MB, growth {s['growth_mb']:+.1f} "
-                f"MB (max {s['rss_max_after_warm_up_mb']:.0f} MB)"
-            )
+            f"soak: {s['video_min']:.1f} min of video in {s['wall_s']:.0f} s; rss "
+            f"after warm-up {s['rss_after_warm_up_mb']:.0f} MB, "
+            f"at end {s['rss_end_mb']:.0f} MB, growth {s['growth_mb']:+.1f} "
+            f"MB (max {s['rss_max_after_warm_up_mb']:.0f} MB)"
         )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
