@@ -134,8 +134,14 @@ def run_clips(
     if engine == "ray":
         _run_on_ray(paths, settings_data, jobs, model_dir, address, runs, on_done, bar)
         return [r for r in runs if r is not None]
+    import multiprocessing
+
     with ProcessPoolExecutor(
         max_workers=max(1, min(jobs, len(paths))),
+        # Spawned, not forked (as `detector audit`'s local engine): a caller that already ran the
+        # pipeline has threads (onnxruntime's pool, OpenCV, frame readers) whose locks a forked
+        # child inherits held; such a child hung for good in tests/accuracy (futex wait).
+        mp_context=multiprocessing.get_context("spawn"),
         initializer=_init_worker,
         initargs=(str(model_dir) if model_dir else None,),
     ) as pool:
