@@ -228,9 +228,18 @@ class SceneConfig(Section):
 class ActsConfig(Section):
     """Littering / clean-up recogniser."""
 
+    # The act is the walking away: at walking pace (about 1.4 m/s) one second takes an owner more
+    # than their own height beyond the attendance reach, while someone only shifting their weight
+    # or stepping aside to let a passer-by through is back within it. Shorter buys false acts
+    # first (leave-one-clip-out, 0.5 s: a false littering act on a real negative, no hit gained).
     dwell_s: float = Field(1.0, ge=0, description="an object must lie unattended this long before it is litter")
     min_static_s: float = Field(1.5, ge=0, description="an object must have been static this long before it is litter")
+    # A walker's body (about 0.5 m across) passes a point in about 0.35 s at walking pace, so a
+    # fragment of them left in the background lasts less; an object lying there outlasts it.
+    # Runs at the same time as the dwell (see the recogniser), so it costs no extra delay.
     confirm_s: float = Field(0.5, ge=0, description="a static region must be seen this long before it counts")
+    # 0.08 of a person's height (about 1.7 m) is about 14 cm: a can or a cup lying on its side.
+    # Smaller is a handful of pixels in a surveillance view, the size of noise and compression blocks.
     min_size_frac: float = Field(
         0.08, ge=0, description="objects smaller than this fraction of a person's height are ignored"
     )
