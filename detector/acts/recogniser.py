@@ -41,9 +41,6 @@ class ActRecogniser:
         self._cleanups = Cleanups(cfg)
         self._candidates: dict[int, Candidate] = {}
         self._first_seen: dict[int, float] = {}  # static region key -> first time reported
-        # What was seen of a region while it waited `confirm_s` to count: (last time reported,
-        # anyone attending it, its added/removed verdict, whether that verdict held).
-        self._early: dict[int, tuple[float, bool, str, bool]] = {}
         self._litter: dict[int, Litter] = {}
         self._next_litter = 1
         self._settle_until = -1.0
@@ -135,20 +132,7 @@ class ActRecogniser:
                 return
         first = self._first_seen.setdefault(obj.key, t)
         if t - first < cfg.confirm_s:
-            # Fragments of passing people flicker; objects persist. Meanwhile note who was near
-            # it and whether its verdict held: the wait for persistence and the waits for an
-            # unattended, settled object measure different things and may run at the same time.
-            _, attended, change, steady = self._early.get(obj.key, (t, False, obj.change, True))
-            self._early[obj.key] = (
-                t,
-                attended or any(attends(cfg, p, obj.box) for p in people),
-                change,
-                steady and obj.change == change,
-            )
-            return
-        early = self._early.pop(obj.key, None)  # only the first frame after the wait uses it
-        if early is not None and t - early[0] >= cfg.confirm_s:
-            early = None  # it was out of sight a while: who came near it then is unknown
+            return  # fragments of passing people flicker; objects persist
         if (
             obj.scenery
             or t < self._settle_until
@@ -160,14 +144,6 @@ class ActRecogniser:
             cand = None  # the region's earlier life, before the object was taken
         if cand is None:
             cand = self._candidates[obj.key] = self._candidate_at(obj)
-            if early is not None and cand.unattended_since is None and cand.change == "":
-                # A new candidate right after its wait: what held during the wait counts, so a
-                # region first seen already lying alone is not made to wait twice.
-                _, attended, change, steady = early
-                if not attended:
-                    cand.unattended_since = max(first, obj.since)
-                if steady and change == obj.change:
-                    cand.change, cand.change_since = change, first
         cand.last_seen = t
         if cand.done:
             return
@@ -243,7 +219,6 @@ class ActRecogniser:
             del self._candidates[key]
         for key in [k for k, first in self._first_seen.items() if first < horizon and k not in self._candidates]:
             del self._first_seen[key]
-            self._early.pop(key, None)
 
     # -- helpers -----------------------------------------------------------------------------
     def _new_litter(self, box: Box, cls: str, person_height: float | None) -> Litter | None:

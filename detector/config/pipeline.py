@@ -236,7 +236,6 @@ class ActsConfig(Section):
     min_static_s: float = Field(1.5, ge=0, description="an object must have been static this long before it is litter")
     # A walker's body (about 0.5 m across) passes a point in about 0.35 s at walking pace, so a
     # fragment of them left in the background lasts less; an object lying there outlasts it.
-    # Runs at the same time as the dwell (see the recogniser), so it costs no extra delay.
     confirm_s: float = Field(0.5, ge=0, description="a static region must be seen this long before it counts")
     # 0.08 of a person's height (about 1.7 m) is about 14 cm: a can or a cup lying on its side.
     # Smaller is a handful of pixels in a surveillance view, the size of noise and compression blocks.
