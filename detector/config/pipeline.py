@@ -245,6 +245,9 @@ class ActsConfig(Section):
     upright_ratio: float = Field(
         1.2, gt=0, description="a person box this much taller than wide counts as someone able to pick up"
     )
+    # Attended means within reach: an object one object-size from a person's box, or about a
+    # forearm (0.15 of body height, ~25 cm for an adult) from it, is one the person is standing
+    # over or holding at their feet. Both scale with the image, so they hold at any distance.
     attend_factor: float = Field(
         1.0, gt=0, description="attended while a person's box is within this many object sizes"
     )
@@ -261,6 +264,9 @@ class ActsConfig(Section):
         gt=0,
         description="people seen this far back are kept, to find the owner of an object first seen long after",
     )
+    # An owner puts an object down within about a stride of where they stand (~0.6 m, a third of
+    # body height); on a ground plane seen from above the horizon, a depth offset that small moves
+    # a foot line less than that in the image, so the band holds for any camera tilt.
     foot_band: float = Field(
         0.35,
         ge=0,
@@ -270,6 +276,9 @@ class ActsConfig(Section):
     max_height_frac: float = Field(
         1.0, gt=0, description="a dropped object's region is at most this fraction of its owner's height tall"
     )
+    # Carried things are shorter than about half their carrier (bags, boxes, bottles); a static
+    # region 0.7 of the height of the person box that covered it is that person's own ghost
+    # (someone who stood still), not something they left.
     person_like_frac: float = Field(
         0.7, gt=0, le=2, description="a region this tall against the person box that held it is that person's ghost"
     )
@@ -285,6 +294,8 @@ class ActsConfig(Section):
     )
     startup_s: float = Field(3.0, ge=0, description="carryable objects detected this early are existing litter")
     startup_min_score: float = Field(0.3, ge=0, le=1, description="detector score for existing litter at startup")
+    # Gone means most of the object's own pixels no longer look like it: a passing shadow or a
+    # foot over one edge changes less than half of it.
     gone_fraction: float = Field(0.5, gt=0, le=1, description="a litter region this changed counts as gone")
     gone_s: float = Field(
         1.0, ge=0, description="litter must look gone this long, after people left it, for a clean-up"
@@ -304,6 +315,8 @@ class ActsConfig(Section):
         ),
     )
     touch_memory_s: float = Field(20.0, gt=0, description="a person overlap counts for a clean-up this long")
+    # A detector's box on an object lying still jitters by well under a quarter of its height
+    # frame to frame; a bottom edge raised that much means it is off the ground, in a hand.
     lift_frac: float = Field(
         0.25,
         gt=0,
@@ -315,6 +328,9 @@ class ActsConfig(Section):
     settle_s: float = Field(
         2.0, ge=0, description="after a recalibration (lighting/camera motion), no new acts this long"
     )
+    # Severity by size against a person seen at the same place (a scale every view carries): under
+    # 0.15 of body height (~25 cm: a bottle, a cup, a wrapper) small; over 0.6 (~1 m: a mattress,
+    # furniture, a heap of sacks) bulky; bag-sized between.
     small_frac: float = Field(
         0.15, gt=0, description="object height below this fraction of a person's height: small item"
     )
