@@ -9,7 +9,9 @@ tracked, or still held by the tracker while unseen) and moving regions. The rule
   big for YuNet's 10-300 px range; a frame too large for that budget is searched whole at the
   scale the budget allows, plus crops enlarged `roi_scale` times where people may be (person
   boxes, moving regions, faces of the previous frame); each face is blurred whole, grown by
-  `face_margin` and to at least 16 px square;
+  `face_margin` and to at least 16 px square; on consecutive frames of one camera the enlarged
+  whole-frame search is repeated only where the frame has changed since it last ran, the faces
+  it found elsewhere kept (`Redactor._search_changes`: same pixels, same faces);
 - the head region of every person box, whether or not a face was found in it (the face found
   there may be someone else's), sized for the view: see `head_region`;
 - the head region of upright moving regions (people the detector misses);
@@ -52,6 +54,18 @@ _UPRIGHT = 1.2
 # the blur. At 16 px (a face of YuNet's smallest size, 5-10 px, at the centre of a region twice
 # as large) the cells are coarser than the face and the edge lies outside it.
 _MIN_FACE_REGION = 16
+# Change test of the enlarged whole-frame search (see `Redactor._changed`). A pixel has changed
+# when its smoothed grey level differs from the last searched frame's by more than this: above
+# video noise after a 5x5 smoothing (a few levels), far below what a face appearing, turning or
+# moving does to the pixels it covers (skin against hair, background or its own eyes: tens of
+# levels). Tiles of `_TILE` px; a changed tile is searched with its neighbours within
+# `_CONTEXT` px, since YuNet's response to a face depends on the pixels around it too.
+_CHANGE_LEVEL = 10
+_TILE = 16
+_CONTEXT = 32
+# Above this share of the frame changed (a camera's gain or light changing, a crowd) the whole
+# frame is searched again: crops cost more per pixel than one whole pass (padding, per-call cost).
+_CHANGED_WHOLE = 0.5
 
 
 class FaceDetector:
@@ -241,21 +255,31 @@ class Redactor:
         # Per source: (time, face boxes) of its frame before. Replaced whole, never mutated, so
         # threads analysing several cameras with one redactor need no lock.
         self._last_faces: dict[str, tuple[float, np.ndarray]] = {}
+        # Per source: the last frame searched whole at the enlarged scale (grey, smoothed) and the
+        # faces that search found; replaced whole, like `_last_faces`.
+        self._scans: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
-    def find_faces(self, image: np.ndarray, where: np.ndarray = _NO_BOXES, everywhere: bool = False) -> np.ndarray:
+    def find_faces(
+        self, image: np.ndarray, where: np.ndarray = _NO_BOXES, everywhere: bool = False, source: str | None = None
+    ) -> np.ndarray:
         """Face boxes (N,4): the whole frame enlarged up to `roi_scale` within `face_pixels` (plus a
         coarse pass for big faces); on a frame too large for that, also the regions `where` (or,
-        with `everywhere`, the whole frame) enlarged `roi_scale` times for small faces."""
+        with `everywhere`, the whole frame) enlarged `roi_scale` times for small faces. With
+        `source` (consecutive frames of one camera), the enlarged pass covers only what changed
+        since that camera's last enlarged whole-frame search (see `_changed`)."""
         h, w = image.shape[:2]
         cfg = self.cfg
         # A face too small for YuNet at 1x (under 10 px: someone far away) can be anywhere a
         # person can be, and neither the person detector nor the motion gate bounds where that
         # is: a passer-by standing still, one the detector misses, one half hidden behind someone
         # close to the camera, every pixel at once while the background model settles. So the
-        # small-face search covers the whole frame, every frame, at a cost fixed by the frame
-        # size alone (a search of people and motion regions cost that much anyway in a crowd).
+        # small-face search covers the whole frame, at a cost fixed by the frame size alone (a
+        # search of people and motion regions cost that much anyway in a crowd).
         full = min(cfg.roi_scale, np.sqrt(cfg.face_pixels / (h * w)))
-        found = [self.faces.detect(image, full)[0]]
+        if source is None or full <= 1:
+            found = [self.faces.detect(image, full)[0]]
+        else:
+            found = [self._search_changes(image, full, source)]
         # At 1x as well: YuNet finds some faces at one scale and not at another (a 9 px face of
         # the shopping street found at 1x, lost at 2x), so the enlarged pass does not replace it.
         if full > 1:
@@ -290,7 +314,10 @@ class Redactor:
         # Search people and motion generously: a box from the detector or the motion gate can
         # be off by a good part of its size, and a face search needs some context around it.
         where = np.concatenate([_grow(seen.people, 0.2), _grow(seen.moving, 0.2), _grow(last, 1.0)])
-        faces = self.find_faces(image, where, everywhere=thorough)
+        # Consecutive frames of one camera (not snapshots: rare, each searched whole) let the
+        # enlarged search skip what has not changed since it last ran.
+        source = seen.source if seen.time_s is not None and not thorough else None
+        faces = self.find_faces(image, where, everywhere=thorough, source=source)
         if seen.time_s is not None:
             self._last_faces = {**self._last_faces, seen.source: (seen.time_s, faces)}
         out = [face_regions(faces, cfg.face_margin), _grow(last, 1.0)]
@@ -305,6 +332,57 @@ class Redactor:
                 heads.append(head_region((x1, y1, x2, y2), cfg.head_fraction))
         out.append(_boxes(heads))
         return np.concatenate(out)
+
+    def _search_changes(self, image: np.ndarray, scale: float, source: str) -> np.ndarray:
+        """The enlarged whole-frame search, done again only where the frame differs from the last
+        frame of `source` searched whole: YuNet's answer is a function of the pixels, so where they
+        are the same (within video noise) and so are their surroundings (`_CONTEXT`), the faces
+        are those that search found, kept, and none other can be there. A face cannot appear
+        unseen in between: a person entering, a far walker moving a few pixels, a head turning
+        towards the camera all change the pixels they cover by tens of grey levels, and the
+        comparison is with the last searched frame, not the previous one, so slow changes add up
+        until they are searched. Left to chance: a face whose whole appearance changes by less
+        than `_CHANGE_LEVEL` grey levels, and yet turns from unfound to found (a face in deep
+        shadow or noise barely above it); the 1x pass, head regions and carried faces of every
+        frame still cover it, and whole-frame searches come back whenever half the frame changes.
+        """
+        gray = cv2.GaussianBlur(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), (5, 5), 0)
+        last = self._scans.get(source)
+        rects = None if last is None or last[0].shape != gray.shape else self._changed(gray, last[0])
+        if rects is None:
+            faces = self.faces.detect(image, scale)[0]
+            self._scans = {**self._scans, source: (gray, faces)}
+            return faces
+        ref_faces = last[1]
+        found = []
+        keep = np.ones(len(ref_faces), bool)
+        for x1, y1, x2, y2 in rects:
+            boxes = self.faces.detect(image[y1:y2, x1:x2], scale)[0]
+            found.append(boxes + np.array([x1, y1, x1, y1], np.float32))
+            # A face of the last search inside a searched region is found again or gone.
+            cx, cy = (ref_faces[:, 0] + ref_faces[:, 2]) / 2, (ref_faces[:, 1] + ref_faces[:, 3]) / 2
+            keep &= ~((cx >= x1 + _CONTEXT) & (cx < x2 - _CONTEXT) & (cy >= y1 + _CONTEXT) & (cy < y2 - _CONTEXT))
+        return np.concatenate([ref_faces[keep], *found])
+
+    @staticmethod
+    def _changed(gray: np.ndarray, ref: np.ndarray) -> list[tuple[int, int, int, int]] | None:
+        """Regions (with `_CONTEXT` around them) where `gray` differs from `ref`, or None when
+        they cover so much that one whole-frame search is cheaper."""
+        h, w = gray.shape
+        moved = (cv2.absdiff(gray, ref) > _CHANGE_LEVEL).astype(np.uint8)
+        th, tw = -(-h // _TILE), -(-w // _TILE)
+        pad = np.zeros((th * _TILE, tw * _TILE), np.uint8)
+        pad[:h, :w] = moved
+        tiles = pad.reshape(th, _TILE, tw, _TILE).max(axis=(1, 3))
+        if not tiles.any():
+            return []
+        n, _, stats, _ = cv2.connectedComponentsWithStats(tiles, connectivity=8)
+        x, y, bw, bh = (stats[1:n, i].astype(np.float32) * _TILE for i in range(4))
+        boxes = np.column_stack([x - _CONTEXT, y - _CONTEXT, x + bw + _CONTEXT, y + bh + _CONTEXT])
+        rects = merge_rects(boxes, w, h)
+        if sum((x2 - x1) * (y2 - y1) for x1, y1, x2, y2 in rects) > _CHANGED_WHOLE * h * w:
+            return None
+        return rects
 
     def _recent_faces(self, seen: Seen) -> np.ndarray:
         last = self._last_faces.get(seen.source)

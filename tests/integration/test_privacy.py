@@ -118,3 +118,45 @@ def test_snapshot_searches_the_whole_frame_at_twice_the_size(faces, astronaut):
     jpeg = Redactor(PrivacyConfig(), faces).snapshot(frame)  # nothing known about the frame
     out = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
     assert _detail(out, face) < 0.1 * _detail(frame, face)
+
+
+class _Counting:
+    """The real face detector, recording the size of each image it is given at more than 1x."""
+
+    def __init__(self, faces) -> None:
+        self.faces, self.enlarged = faces, []
+
+    def detect(self, image, scale=None):
+        if scale is not None and scale > 1:
+            self.enlarged.append(image.shape[:2])
+        return self.faces.detect(image, scale)
+
+
+def test_enlarged_search_covers_what_changed_since_the_last_whole_search(faces, astronaut):
+    """Consecutive frames of one camera: the 2x search runs whole once, then only where the frame
+    changed since; a tiny face appearing later (someone walking in) is found there, and one found
+    by the whole search stays blurred while its pixels stay the same, long after `carry_s`."""
+    from detector.privacy import Redactor, Seen
+
+    frame, face = _tiny_face_scene(astronaut)
+    empty = np.full_like(frame, 110)
+    counting = _Counting(faces)
+    redactor = Redactor(PrivacyConfig(), counting)
+    redactor.redact(empty, Seen(time_s=0.0))
+    assert counting.enlarged == [empty.shape[:2]]  # the first frame: whole
+    for t in (0.2, 0.4, 60.0):  # the face appears and stays, nothing else known about it
+        counting.enlarged.clear()
+        out = redactor.redact(frame, Seen(time_s=t))
+        assert _detail(out, face) < 0.1 * _detail(frame, face)
+        # searched at 2x in a crop around the change only (its 51 px and the context around it)
+        assert len(counting.enlarged) == 1 and counting.enlarged[0][0] * counting.enlarged[0][1] < 200 * 200
+    redactor = Redactor(PrivacyConfig(), counting)
+    redactor.redact(frame, Seen(time_s=0.0))  # found by the whole search
+    counting.enlarged.clear()
+    out = redactor.redact(frame, Seen(time_s=60.0))
+    assert counting.enlarged == []  # nothing changed: nothing searched at 2x again...
+    assert _detail(out, face) < 0.1 * _detail(frame, face)  # ...and the face is still blurred
+    # a snapshot (rare, sent out) searches the whole frame anyway
+    counting.enlarged.clear()
+    redactor.snapshot(frame, Seen(time_s=60.2))
+    assert counting.enlarged == [frame.shape[:2]]
