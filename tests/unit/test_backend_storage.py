@@ -8,9 +8,8 @@ from __future__ import annotations
 import json
 
 from fastapi.testclient import TestClient
-from helpers import act
+from helpers import Chain
 
-from detector import signer
 from detector.backend.app import create_app
 from detector.backend.config import BackendConfig, resolve
 from detector.backend.store import SqliteLedgerStore
@@ -35,7 +34,7 @@ def test_full_database_gives_503_and_unhealthy_until_there_is_room(tmp_path):
         {"db": str(tmp_path / "l.sqlite3"), "keys": {"/sites/s1/cameras/cam": str(pub_path)}}
     )
     store = LimitedStore(tmp_path / "l.sqlite3")
-    evs = list(signer.sign_acts([act(i, "cam", "z") for i in range(120)], key_path, "s1", "cam"))
+    evs = Chain.of(key_path, "cam").littering(120, zone="z", first_litter=1)  # protocol only: no edge import
     with TestClient(create_app(resolve(cfg, tmp_path, "t"), store), raise_server_exceptions=False) as client:
         assert client.get("/healthz").status_code == 200
         store.max_pages = store._conn().execute("PRAGMA page_count").fetchone()[0] + 2
