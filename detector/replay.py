@@ -6,6 +6,8 @@ Outputs are deterministic: the same clip, config (and key) give the same bytes.
 from __future__ import annotations
 
 import json
+import queue
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -180,7 +182,7 @@ def run(args: ReplayOptions) -> ReplayStats:
     with ExitStack() as stack:
         tracks_out = stack.enter_context(_open_text(args.tracks)) if args.tracks else None
         acts_out = stack.enter_context(_open_text(args.acts)) if args.acts else None
-        writer = None
+        video: _VideoThread | None = None
         recent: list[tuple[float, Act]] = []
         redactor = _redactor() if args.video else None
         for result in iterate(clip, settings, pipeline, progress, source):
@@ -196,25 +198,89 @@ def run(args: ReplayOptions) -> ReplayStats:
                 recent = [(t, a) for t, a in recent if result.frame.time_s - t < 3.0] + [
                     (result.frame.time_s, a) for a in result.acts
                 ]
-                # Faces are blurred before anything is drawn or written: the video is stored evidence.
-                image = draw_frame(
-                    redactor.redact(result.frame.image, Seen.of(result, pipeline)),
-                    result.frame.time_s,
-                    result.tracks,
-                    pipeline.class_names,
-                    zones=pipeline.zones.polygons(),
-                    litter=pipeline.litter_overlay(),
-                    acts=[a for _, a in recent],
+                if video is None:  # opened here, on the first frame, so a bad path fails at once
+                    h, w = result.frame.image.shape[:2]
+                    writer = H264Writer(args.video, w, h, settings.source.analysis_fps)
+                    video = _VideoThread(redactor, writer, pipeline.class_names, pipeline.zones.polygons())
+                    stack.callback(video.close)
+                # What the frame's drawing needs is taken now: the pipeline moves on meanwhile.
+                video.put(
+                    VideoFrameJob(
+                        result.frame.image,
+                        Seen.of(result, pipeline),
+                        result.frame.time_s,
+                        result.tracks,
+                        pipeline.litter_overlay(),
+                        [a for _, a in recent],
+                    )
                 )
-                if writer is None:
-                    writer = H264Writer(args.video, image.shape[1], image.shape[0], settings.source.analysis_fps)
-                    stack.callback(writer.close)
-                writer.write(image)
     wall = time.perf_counter() - t0
     if args.events:
         _write_events(acts, args, settings, start_time)
         return ReplayStats(clip, frames, video_s, wall, acts, start_time, start_time_from)
     return ReplayStats(clip, frames, video_s, wall, acts)
+
+
+@dataclass(frozen=True)
+class VideoFrameJob:
+    """One analysed frame as the annotated video needs it, taken when it was analysed."""
+
+    image: np.ndarray  # the decoded frame (never modified: the redactor blurs a copy)
+    seen: Seen
+    time_s: float
+    tracks: object  # sv.Detections of this frame
+    litter: list
+    acts: list[Act]
+
+
+class _VideoThread:
+    """Blurs, draws and encodes the annotated video in a thread of its own, in frame order.
+
+    Face search and H.264 encoding cost more than the analysis itself; done one after the other
+    they leave the second core of a small box idle. onnxruntime, OpenCV and x264 release the GIL,
+    so this thread blurs and encodes frame n while the pipeline analyses frame n+1. One thread and
+    a FIFO keep the order, so the redactor's memory and the bytes are those of a serial run; a
+    short queue bounds the frames held (about 1 MB each at 720p).
+    """
+
+    def __init__(self, redactor, writer: H264Writer, class_names: list[str], zones) -> None:
+        self.redactor, self.writer, self.class_names, self.zones = redactor, writer, class_names, zones
+        self.jobs: queue.Queue[VideoFrameJob | None] = queue.Queue(maxsize=4)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="video", daemon=True)
+        self.thread.start()
+
+    def put(self, job: VideoFrameJob) -> None:
+        if self.error is not None:
+            raise self.error
+        self.jobs.put(job)
+
+    def _run(self) -> None:
+        try:
+            while (job := self.jobs.get()) is not None:
+                # Faces are blurred before anything is drawn or written: the video is stored evidence.
+                image = draw_frame(
+                    self.redactor.redact(job.image, job.seen),
+                    job.time_s,
+                    job.tracks,
+                    self.class_names,
+                    zones=self.zones,
+                    litter=job.litter,
+                    acts=job.acts,
+                )
+                self.writer.write(image)
+        except BaseException as e:  # handed to the analysing thread, which stops on it
+            self.error = e
+            while self.jobs.get() is not None:  # keep taking jobs so the producer never blocks
+                pass
+
+    def close(self) -> None:
+        """Finish every frame put so far, then the file; raise what went wrong in the thread."""
+        self.jobs.put(None)
+        self.thread.join()
+        self.writer.close()
+        if self.error is not None:
+            raise self.error
 
 
 def _redactor():
