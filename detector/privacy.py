@@ -356,11 +356,11 @@ class Redactor:
         ref_faces = last[1]
         found = []
         keep = np.ones(len(ref_faces), bool)
+        cx, cy = (ref_faces[:, 0] + ref_faces[:, 2]) / 2, (ref_faces[:, 1] + ref_faces[:, 3]) / 2
         for x1, y1, x2, y2 in rects:
             boxes = self.faces.detect(image[y1:y2, x1:x2], scale)[0]
             found.append(boxes + np.array([x1, y1, x1, y1], np.float32))
             # A face of the last search inside a searched region is found again or gone.
-            cx, cy = (ref_faces[:, 0] + ref_faces[:, 2]) / 2, (ref_faces[:, 1] + ref_faces[:, 3]) / 2
             keep &= ~((cx >= x1 + _CONTEXT) & (cx < x2 - _CONTEXT) & (cy >= y1 + _CONTEXT) & (cy < y2 - _CONTEXT))
         return np.concatenate([ref_faces[keep], *found])
 
