@@ -234,50 +234,68 @@ class VideoFrameJob:
 
 
 class _VideoThread:
-    """Blurs, draws and encodes the annotated video in a thread of its own, in frame order.
+    """Blurs, draws and encodes the annotated video beside the analysis, in frame order.
 
     Face search and H.264 encoding cost more than the analysis itself; done one after the other
     they leave the second core of a small box idle. onnxruntime, OpenCV and x264 release the GIL,
-    so this thread blurs and encodes frame n while the pipeline analyses frame n+1. One thread and
-    a FIFO keep the order, so the redactor's memory and the bytes are those of a serial run; a
-    short queue bounds the frames held (about 1 MB each at 720p).
+    so two stages run in threads of their own while the pipeline analyses the next frame: one
+    blurs and draws frame n (the face search, the longest stage), the other encodes frame n-1.
+    Each stage is one thread fed by a FIFO, so the redactor's memory and the bytes are those of a
+    serial run; short queues bound the frames held (about 1 MB each at 720p).
     """
 
     def __init__(self, redactor, writer: H264Writer, class_names: list[str], zones) -> None:
         self.redactor, self.writer, self.class_names, self.zones = redactor, writer, class_names, zones
         self.jobs: queue.Queue[VideoFrameJob | None] = queue.Queue(maxsize=4)
+        self.drawn: queue.Queue[np.ndarray | None] = queue.Queue(maxsize=4)
         self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, name="video", daemon=True)
-        self.thread.start()
+        self.threads = [
+            threading.Thread(target=self._draw, name="video-draw", daemon=True),
+            threading.Thread(target=self._encode, name="video-encode", daemon=True),
+        ]
+        for thread in self.threads:
+            thread.start()
 
     def put(self, job: VideoFrameJob) -> None:
         if self.error is not None:
             raise self.error
         self.jobs.put(job)
 
-    def _run(self) -> None:
+    def _draw(self) -> None:
         try:
             while (job := self.jobs.get()) is not None:
                 # Faces are blurred before anything is drawn or written: the video is stored evidence.
-                image = draw_frame(
-                    self.redactor.redact(job.image, job.seen),
-                    job.time_s,
-                    job.tracks,
-                    self.class_names,
-                    zones=self.zones,
-                    litter=job.litter,
-                    acts=job.acts,
+                self.drawn.put(
+                    draw_frame(
+                        self.redactor.redact(job.image, job.seen),
+                        job.time_s,
+                        job.tracks,
+                        self.class_names,
+                        zones=self.zones,
+                        litter=job.litter,
+                        acts=job.acts,
+                    )
                 )
-                self.writer.write(image)
         except BaseException as e:  # handed to the analysing thread, which stops on it
-            self.error = e
+            self.error = self.error or e
             while self.jobs.get() is not None:  # keep taking jobs so the producer never blocks
+                pass
+        self.drawn.put(None)
+
+    def _encode(self) -> None:
+        try:
+            while (image := self.drawn.get()) is not None:
+                self.writer.write(image)
+        except BaseException as e:
+            self.error = self.error or e
+            while self.drawn.get() is not None:  # keep the drawing stage from blocking
                 pass
 
     def close(self) -> None:
-        """Finish every frame put so far, then the file; raise what went wrong in the thread."""
+        """Finish every frame put so far, then the file; raise what went wrong in a thread."""
         self.jobs.put(None)
-        self.thread.join()
+        for thread in self.threads:
+            thread.join()
         self.writer.close()
         if self.error is not None:
             raise self.error
