@@ -10,6 +10,9 @@ the clip's truth still holds), then all variants are scored with `detector bench
   jpeg      heavy compression (JPEG quality 15) on every frame
   half      half the resolution
   shaking   the view jitters by up to 1% of the width each frame
+  fps3      recorded at 3 frames per second (many CCTV recorders keep 1-6 fps), below the
+            analysis rate of 5
+  fps2      recorded at 2 frames per second
 
 The critical moment is 3 s after the first truth event, when the object has just been put
 down or taken but no act can have been recognised yet (negative clips: 40% into the clip).
@@ -46,7 +49,7 @@ import yaml
 from tqdm import tqdm
 
 from detector.bench import prf
-from detector.sources import FileSource
+from detector.sources import Decimator, FileSource
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 import clip_edits  # noqa: E402  (tests/clip_edits.py: real clips edited into the failure classes)
@@ -89,6 +92,10 @@ PERTURBATIONS: dict[str, Perturb] = {
 }
 
 
+# name -> the frame rate the copy is recorded at (frames picked at that rate, the rest dropped)
+RATES: dict[str, float] = {"fps3": 3.0, "fps2": 2.0}
+
+
 def frame_size(path: Path) -> tuple[int, int]:
     cap = cv2.VideoCapture(str(path))
     try:
@@ -122,7 +129,18 @@ def make_variant(src: Path, dst: Path, name: str, clip: dict) -> None:
     span = frames[-1].time_s - frames[0].time_s
     fps = (len(frames) - 1) / span if span > 0 else 25.0
     critical = critical_s(clip, span)
-    perturb = PERTURBATIONS[name]
+    perturb = PERTURBATIONS.get(name, lambda f, t, c, r: f)
+    if name in RATES:
+        # A recorder that keeps few frames: the first frame at or after each tick, written at
+        # that rate, so every kept frame stays within one source frame of its original time.
+        fps = RATES[name]
+        picker = Decimator(fps)
+        kept = []
+        for frame in frames:
+            if picker.is_due(frame.time_s):
+                picker.taken(frame.time_s)
+                kept.append(frame)
+        frames = kept
     rng = np.random.default_rng(0)
     tmp = dst.with_suffix(".part.mp4")
     out = None
@@ -140,7 +158,7 @@ def main() -> int:
     ap.add_argument("--footage", type=Path, default=Path(os.environ.get("DETECTOR_SAMPLE_DIR", "../shared/footage")))
     ap.add_argument("--truth", type=Path, default=None, help="default: FOOTAGE/truth.yaml")
     ap.add_argument("--clips", nargs="+", default=DEFAULT_CLIPS)
-    ap.add_argument("--perturbations", nargs="+", default=list(PERTURBATIONS), choices=list(PERTURBATIONS))
+    ap.add_argument("--perturbations", nargs="+", default=[*PERTURBATIONS, *RATES], choices=[*PERTURBATIONS, *RATES])
     ap.add_argument("--scenarios", nargs="*", default=list(clip_edits.SCENARIOS), choices=list(clip_edits.SCENARIOS))
     ap.add_argument("--out", type=Path, default=Path("out/robustness"))
     ap.add_argument("--config", type=Path, default=None, help="detector config for the bench")
