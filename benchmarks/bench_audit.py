@@ -93,11 +93,14 @@ def build_set(footage: Path, folder: Path, minutes: float, clip_minutes: float) 
     return files, total
 
 
-def tree_rss_mb(root: int) -> float:
-    """Resident memory of `root` and all its descendants (from /proc)."""
+def tree_sample(root: int) -> tuple[float, dict[int, float]]:
+    """Resident memory (MB) of `root` and all its descendants, and each one's CPU seconds so
+    far (user + system), from /proc."""
     children: dict[int, list[int]] = {}
     rss: dict[int, int] = {}
+    cpu: dict[int, float] = {}
     page = os.sysconf("SC_PAGE_SIZE")
+    tick = os.sysconf("SC_CLK_TCK")
     for d in os.listdir("/proc"):
         if not d.isdigit():
             continue
@@ -108,14 +111,16 @@ def tree_rss_mb(root: int) -> float:
                 rss[int(d)] = int(f.read().split()[1]) * page
         except OSError:
             continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(d))
-    total, todo = 0, [root]
+        fields = stat.rsplit(")", 1)[1].split()
+        children.setdefault(int(fields[1]), []).append(int(d))
+        cpu[int(d)] = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    total, tree, todo = 0, {}, [root]
     while todo:
         pid = todo.pop()
         total += rss.get(pid, 0)
+        tree[pid] = cpu.get(pid, 0.0)
         todo.extend(children.get(pid, []))
-    return total / 2**20
+    return total / 2**20, tree
 
 
 def run_audit(files: list[Path], out: Path, engine: str, jobs: int, segment_minutes: float | None) -> dict:
@@ -127,12 +132,15 @@ def run_audit(files: list[Path], out: Path, engine: str, jobs: int, segment_minu
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak = 0.0
+    cpu: dict[int, float] = {}  # pid -> CPU seconds at its last sample (a process's time only grows)
     done = threading.Event()
 
     def sample() -> None:
         nonlocal peak
         while not done.is_set():
-            peak = max(peak, tree_rss_mb(proc.pid))
+            rss, tree = tree_sample(proc.pid)
+            peak = max(peak, rss)
+            cpu.update(tree)
             done.wait(0.2)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -158,6 +166,10 @@ def run_audit(files: list[Path], out: Path, engine: str, jobs: int, segment_minu
         "video_h_per_wall_h": round(hours * 3600 / wall, 2),
         "acts": summary["totals"]["littering"] + summary["totals"]["cleanup"],
         "peak_tree_rss_mb": round(peak),
+        # CPU of the process tree (sampled every 0.2 s: a process's last 0.2 s may be missed),
+        # and how many cores that kept busy on average over the run.
+        "cpu_s": round(sum(cpu.values()), 1),
+        "cores_busy": round(sum(cpu.values()) / wall, 2),
         "load_before": round(load_before, 2),
         "load_after": round(os.getloadavg()[0], 2),
         "outputs_sha256": digest.hexdigest(),
@@ -187,7 +199,8 @@ def main() -> int:
         results.append(r)
         print(
             f"{engine:5} {jobs} job(s): {r['wall_s']:7.1f} s wall, {r['video_h_per_wall_h']:5.2f} h video per wall h, "
-            f"peak {r['peak_tree_rss_mb']} MB, load {r['load_before']}->{r['load_after']}",
+            f"{r['cores_busy']} cores busy, peak {r['peak_tree_rss_mb']} MB, "
+            f"load {r['load_before']}->{r['load_after']}",
             flush=True,
         )
     by = {(r["engine"], r["jobs"]): r for r in results}
