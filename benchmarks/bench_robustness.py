@@ -93,7 +93,7 @@ PERTURBATIONS: dict[str, Perturb] = {
 
 
 # name -> the frame rate the copy is recorded at (frames picked at that rate, the rest dropped)
-RATES: dict[str, float] = {"fps3": 3.0, "fps2": 2.0}
+RATES: dict[str, float] = {"fps3": 3.0, "fps2": 2.0, "fps1": 1.0}
 
 
 def frame_size(path: Path) -> tuple[int, int]:

@@ -30,7 +30,10 @@ class Tracker:
     def reset(self) -> None:
         self._class_of: dict[int, int] = {}  # tracker id -> class of its last detection
         self._bytetrack = ByteTrackTracker(
-            lost_track_buffer=max(1, round(self.cfg.lost_track_buffer_s * self.analysis_fps)),
+            # `trackers` counts this buffer in frames *at 30 fps* and scales it by `frame_rate`
+            # itself (2.6: ceil(frame_rate / 30 * buffer) frames): given in seconds here, so
+            # seconds x 30. (Given in analysed frames it kept a lost person 2 frames, 0.4 s.)
+            lost_track_buffer=max(1, round(self.cfg.lost_track_buffer_s * 30)),
             frame_rate=self.analysis_fps,
             track_activation_threshold=self.cfg.track_activation_threshold,
             minimum_consecutive_frames=self.cfg.minimum_consecutive_frames,

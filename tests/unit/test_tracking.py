@@ -70,3 +70,21 @@ def test_held_boxes_keep_a_person_the_detector_lost_and_only_people():
     for _ in range(60):  # a lost track is dropped after its buffer: nothing held for ever
         tracker.update(empty)
     assert len(tracker.held_boxes(0)) == 0
+
+
+def test_a_lost_person_is_kept_for_lost_track_buffer_s_and_no_longer():
+    """`lost_track_buffer_s` is seconds at the analysis rate: a person the detector misses for
+    1.6 s (a passer-by in front) comes back under the same id; one missed for 2.4 s is gone.
+    (`trackers` counts its buffer in frames at 30 fps: given in analysed frames, a 2 s buffer
+    kept a lost person for 2 frames, 0.4 s.)"""
+    fps = 5.0
+    cfg = TrackerConfig(lost_track_buffer_s=2.0)
+    box = [300, 200, 360, 380]
+    for missed_s, same in ((1.6, True), (2.4, False)):
+        tracker = Tracker(cfg, analysis_fps=fps)
+        before = [tracker.update(person(box)).tracker_id.tolist() for _ in range(3)][-1]
+        for _ in range(round(missed_s * fps)):
+            tracker.update(sv.Detections.empty())
+        after = [tracker.update(person(box)).tracker_id.tolist() for _ in range(2)][-1]
+        assert len(before) == 1 and len(after) == 1
+        assert (after == before) is same, (missed_s, before, after)
