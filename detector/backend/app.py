@@ -163,7 +163,14 @@ def create_app(backend: Backend, store: LedgerStore | None = None) -> FastAPI:
         if own_store:
             store.close()
         raise
-    auth = Authenticator(store, cfg.session_hours, secure_cookie=backend.tls is not None)
+    view = None
+    if store.dialect == "postgresql":
+        # zone totals and API-key users from memory, kept current by LISTEN/NOTIFY (readview.py)
+        from detector.backend.readview import ReadView
+
+        view = ReadView(store.url).start()
+        store.on_zones_committed = view.committed
+    auth = Authenticator(store, cfg.session_hours, secure_cookie=backend.tls is not None, view=view)
     scores = Scores(backend)
 
     registry = CollectorRegistry()
@@ -175,6 +182,14 @@ def create_app(backend: Backend, store: LedgerStore | None = None) -> FastAPI:
     )
     voids_total = Counter("detector_backend_voids", "Acts voided by operators", registry=registry)
     evidence_total = Counter("detector_backend_evidence", "Evidence blobs stored", registry=registry)
+    zone_reads = Counter(
+        "detector_backend_zone_reads",
+        "Reads of a site's zones, by where they were answered (memory: the read view; database)",
+        ["answer"],
+        registry=registry,
+    )
+    for r in ("memory", "database"):
+        zone_reads.labels(r)
     for r in ("accepted", "duplicate"):
         events_total.labels(r)
     for r in STATUS:
@@ -200,6 +215,8 @@ def create_app(backend: Backend, store: LedgerStore | None = None) -> FastAPI:
             tg.start_soon(purge_expired_evidence)
             yield
             tg.cancel_scope.cancel()
+        if view is not None:
+            view.close()
         kept.close()
         if own_store:
             store.close()
@@ -221,9 +238,13 @@ def create_app(backend: Backend, store: LedgerStore | None = None) -> FastAPI:
     app.state.ingestor = ingestor
 
     def need(role: str):
-        def dep(request: Request) -> Principal:
+        async def dep(request: Request) -> Principal:
+            # on the event loop when the key is cached (no thread hand-over, no database)
+            p = auth.cached(request, role)
+            if p is not None:
+                return p
             # a cookie session reads; changes through the JSON API need the key in a header
-            return auth.require(request, role, allow_cookie=request.method in ("GET", "HEAD"))
+            return await run_in_threadpool(auth.require, request, role, allow_cookie=request.method in ("GET", "HEAD"))
 
         return dep
 
@@ -370,8 +391,16 @@ def create_app(backend: Backend, store: LedgerStore | None = None) -> FastAPI:
         }
 
     @app.get("/v1/sites/{site}/zones")
-    def site_zones(site: str, p: Principal = viewer) -> dict:
-        return {"site": site, "ceiling": cfg.scoring.ceiling, "zones": [scores.zone(z) for z in store.zones(site)]}
+    async def site_zones(site: str, p: Principal = viewer) -> Response:
+        # from the read view on the event loop when it can answer (PostgreSQL), else one thread
+        # hand-over for the query; rendered by json.dumps (FastAPI's encoder walks every value)
+        zones = view.zones(site) if view is not None else None
+        if zones is None:
+            zones = await run_in_threadpool(store.zones, site)
+            zone_reads.labels("database").inc()
+        else:
+            zone_reads.labels("memory").inc()
+        return JSONResponse({"site": site, "ceiling": cfg.scoring.ceiling, "zones": [scores.zone(z) for z in zones]})
 
     @app.get("/v1/sites/{site}/zones/{zone}")
     def get_zone(

@@ -19,11 +19,15 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from fastapi import Request
 
 from detector.backend.store import LedgerStore, User
 from detector.protocol.errors import UserError
+
+if TYPE_CHECKING:
+    from detector.backend.readview import ReadView
 
 ROLES = ("viewer", "operator", "admin")
 RANK = {r: i for i, r in enumerate(ROLES)}
@@ -79,10 +83,32 @@ class Principal:
 
 
 class Authenticator:
-    def __init__(self, store: LedgerStore, session_hours: float, secure_cookie: bool):
+    def __init__(self, store: LedgerStore, session_hours: float, secure_cookie: bool, view: ReadView | None = None):
         self.store = store
         self.session_seconds = session_hours * 3600
         self.secure_cookie = secure_cookie
+        self.view = view  # PostgreSQL: users cached per process (bounded age, see readview)
+
+    def _user(self, key: str) -> User | None:
+        h = key_hash(key)
+        if self.view is None:
+            return self.store.user_by_key_hash(h)
+        gen, read_at = self.view.users_gen(), time.monotonic()
+        user = self.store.user_by_key_hash(h)
+        if user is not None:
+            self.view.put_user(h, user, gen, read_at)
+        return user
+
+    def cached(self, request: Request, role: str) -> Principal | None:
+        """The bearer key's principal from the per-process cache, without the database (None:
+        not cached, call `require`). Raises AuthError when the role is too low."""
+        key = self._bearer(request)
+        user = self.view.user(key_hash(key)) if key is not None and self.view is not None else None
+        if user is None:
+            return None
+        if RANK[user.role] < RANK[role]:
+            raise AuthError(403, "forbidden", f"needs the {role} role (you are {user.role})")
+        return Principal(user)
 
     def _bearer(self, request: Request) -> str | None:
         header = request.headers.get("authorization", "")
@@ -94,7 +120,7 @@ class Authenticator:
     def principal(self, request: Request, allow_cookie: bool) -> Principal | None:
         key = self._bearer(request)
         if key is not None:
-            user = self.store.user_by_key_hash(key_hash(key))
+            user = self._user(key)
             return Principal(user) if user else None
         token = request.cookies.get(SESSION_COOKIE) if allow_cookie else None
         if token:

@@ -10,6 +10,7 @@ The schema is created and migrated at start, under an advisory lock (one process
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +24,9 @@ from detector.backend.store.sql import SqlLedgerStore
 from detector.protocol.errors import UserError
 
 _MIGRATION_LOCK = 0x6C656467  # pg_advisory_xact_lock key: "ledg"
+ZONES_CHANNEL = "detector_zones"  # payload: JSON [[site, zone], ...] whose totals a commit changed
+USERS_CHANNEL = "detector_users"  # a user was added or disabled
+NOTIFY_PAYLOAD = 7000  # bytes per notification (PostgreSQL refuses more than 8000)
 
 _APPEND_ONLY = """
 CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table}
@@ -260,6 +264,24 @@ class PostgresLedgerStore(SqlLedgerStore):
                 yield cur
         except psycopg.OperationalError as e:  # disk full, server gone, read-only: 503, retried
             raise storage_error(e, self.url) from None
+
+    def _zones_changed(self, cur: Any, keys: list[tuple[str, str]]) -> None:
+        # Delivered to every listening process when (and only if) the transaction commits,
+        # in commit order (`detector.backend.readview`). A payload holds at most 8000 bytes.
+        chunk: list[tuple[str, str]] = []
+        size = 0
+        for k in keys:
+            n = len(k[0]) + len(k[1]) + 8
+            if chunk and size + n > NOTIFY_PAYLOAD:
+                cur.execute("SELECT pg_notify(%s, %s)", (ZONES_CHANNEL, json.dumps(chunk)))
+                chunk, size = [], 0
+            chunk.append(k)
+            size += n
+        if chunk:
+            cur.execute("SELECT pg_notify(%s, %s)", (ZONES_CHANNEL, json.dumps(chunk)))
+
+    def _users_changed(self, cur: Any) -> None:
+        cur.execute("SELECT pg_notify(%s, '')", (USERS_CHANNEL,))
 
     def close(self) -> None:
         self.pool.close()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -175,6 +175,16 @@ class SqlLedgerStore(LedgerStore):
     def q(self, sql: str) -> str:
         return sql
 
+    # Called with the (site, zone) keys whose totals a transaction changed, after it committed
+    # (the PostgreSQL read view: a process reads its own writes).
+    on_zones_committed: Callable[[list[tuple[str, str]]], None] | None = None
+
+    def _zones_changed(self, cur: Any, keys: list[tuple[str, str]]) -> None:
+        """Inside a write transaction that changed these zones' totals (PostgreSQL: NOTIFY)."""
+
+    def _users_changed(self, cur: Any) -> None:
+        """Inside a write transaction that added or disabled a user (PostgreSQL: NOTIFY)."""
+
     # -- helpers -------------------------------------------------------------------------------
     def _one(self, sql: str, args: Sequence = ()) -> tuple | None:
         with self._read() as cur:
@@ -216,9 +226,12 @@ class SqlLedgerStore(LedgerStore):
             for s in sources:
                 tx.o.heads[s] = heads[s]
             yield tx
-            self._flush(cur, tx)
+            changed = self._flush(cur, tx)
+        if changed and self.on_zones_committed is not None:
+            self.on_zones_committed(changed)
 
-    def _flush(self, cur: Any, tx: SqlTx) -> None:
+    def _flush(self, cur: Any, tx: SqlTx) -> list[tuple[str, str]]:
+        """Write what the transaction did; returns the (site, zone) whose totals it changed."""
         o = tx.o
         now = time.time()
         q = self.q
@@ -318,6 +331,7 @@ class SqlLedgerStore(LedgerStore):
                 ),
                 [(s, z, t[0], t[1], o.litter_count.get((s, z), 0), t[2]) for (s, z), t in sorted(totals.items())],
             )
+            self._zones_changed(cur, sorted(totals))
         if days:
             cur.executemany(
                 q(
@@ -334,6 +348,7 @@ class SqlLedgerStore(LedgerStore):
                 ),
                 [(r, d[:500], seq, now, s) for s, (r, d, seq) in sorted(o.blocked.items())],
             )
+        return sorted(totals)
 
     def void(self, event_id: str, by: str, reason: str, compensate) -> tuple[Void, bool]:
         rows = self._all(
@@ -481,6 +496,7 @@ class SqlLedgerStore(LedgerStore):
                 self.q("INSERT INTO users (name, role, key_hash, created_at) VALUES (?,?,?,?)"),
                 (name, role, key_hash, time.time()),
             )
+            self._users_changed(cur)
 
     def users(self) -> list[User]:
         rows = self._all("SELECT name, role, created_at, disabled_at FROM users ORDER BY name")
@@ -493,6 +509,7 @@ class SqlLedgerStore(LedgerStore):
             )
             done = cur.rowcount == 1
             cur.execute(self.q("DELETE FROM sessions WHERE user_name = ?"), (name,))
+            self._users_changed(cur)
             return done
 
     def user_by_key_hash(self, key_hash: str) -> User | None:
