@@ -12,15 +12,15 @@ How it stays current: every write transaction that changes zone totals sends
 process only if it commits, in commit order); adding or disabling a user sends
 `NOTIFY detector_users`. One thread per process LISTENs on its own connection and re-reads
 the changed rows (absolute values, so a repeated or late notification cannot double count)
-on a second connection. A process's own commits mark their sites pending until re-read, so
-a client reads its own writes.
+on a second connection. A process's own commits hand over their rows as the transaction
+left them (read under its row locks), so a client reads its own writes at once.
 
 The bound, whatever happens to notifications: a site's rows are also re-read whole when
 they are `MAX_AGE_S / 2` old, and are never served older than `MAX_AGE_S`: a read answered
 from memory reflects every transaction committed `MAX_AGE_S` before it (and, through the
 notifications, in practice those committed a few milliseconds before). A cached user is
 likewise at most `MAX_AGE_S` old. When the listening connection is down, or a site is
-pending, not loaded or too old, the caller reads the database as before (`zones` returns
+not loaded or too old, the caller reads the database as before (`zones` returns
 None): the view only ever makes a read cheaper, never less correct than the bound.
 
 Written here rather than taken from a library: it is a small cache over two tables whose
@@ -38,14 +38,13 @@ from collections.abc import Iterable
 import psycopg
 
 from detector.backend.store import User, ZoneTotal
-from detector.backend.store.postgres import USERS_CHANNEL, ZONES_CHANNEL
+from detector.backend.store.postgres import USERS_CHANNEL, ZONE_COLS, ZONES_CHANNEL
 
 log = logging.getLogger(__name__)
 
 MAX_AGE_S = 5.0  # never serve a site's totals or a user read longer ago than this
 _WAIT_S = 0.05  # the listener's longest sleep between looks at its notifications
 _RELOAD_ROWS = 2000  # rows re-read per round by the age backstop (spreads the work)
-_COLS = "site, zone, total, entries, outstanding, last_time"
 
 
 class ReadView:
@@ -57,8 +56,7 @@ class ReadView:
         self._sorted: dict[str, list[ZoneTotal]] = {}  # site -> zones with entries, by zone (what reads get)
         self._loaded_at: dict[str, float] = {}  # site -> monotonic start of the query that read it whole
         self._dirty: set[tuple[str, str]] = set()
-        self._gen = 0  # counts own commits
-        self._pending: dict[str, int] = {}  # site -> gen of its latest own commit not yet re-read
+        self._own_at: dict[tuple[str, str], float] = {}  # zone -> when an own commit's row was taken
         self._users: dict[str, tuple[User, float]] = {}  # key hash -> (user, monotonic read time)
         self._users_gen = 0  # counts user changes: a lookup that raced one is not cached
         self._alive = False
@@ -84,7 +82,7 @@ class ReadView:
         """The site's zones (with entries, by zone), or None: read the database."""
         now = time.monotonic()
         with self._lock:
-            if not self._alive or site in self._pending:
+            if not self._alive:
                 return None
             loaded = self._loaded_at.get(site)
             if loaded is None or now - loaded > self.max_age_s:
@@ -95,15 +93,20 @@ class ReadView:
                 out = self._sorted[site] = [rows[z] for z in sorted(rows) if rows[z].entries > 0]
             return out
 
-    def committed(self, keys: Iterable[tuple[str, str]]) -> None:
-        """This process committed changes to these zones: their sites are read from the
-        database until the listener has re-read them (read your own writes)."""
-        keys = list(keys)
+    def committed(self, rows: Iterable[tuple]) -> None:
+        """This process committed these zone rows (as its transaction left them): taken at once
+        (read your own writes). A row does not replace one with more entries (entries only
+        grow: two own commits may arrive here out of order); the listener re-reads the zones
+        anyway and orders what concurrent commits left."""
+        now = time.monotonic()
         with self._lock:
-            self._gen += 1
-            for k in keys:
-                self._pending[k[0]] = self._gen
-            self._dirty.update(keys)
+            for r in rows:
+                key = (str(r[0]), str(r[1]))
+                cur = self._rows.get(key[0], {}).get(key[1])
+                if cur is None or int(r[3]) >= cur.entries:
+                    self._put(r)
+                self._own_at[key] = now
+                self._dirty.add(key)
 
     def users_gen(self) -> int:
         return self._users_gen
@@ -172,12 +175,11 @@ class ReadView:
 
     def _load_all(self, conn: psycopg.Connection) -> None:
         started = time.monotonic()
-        rows = conn.execute(f"SELECT {_COLS} FROM zone_totals").fetchall()
+        rows = conn.execute(f"SELECT {ZONE_COLS} FROM zone_totals").fetchall()
         with self._lock:
             self._rows.clear()
             self._sorted.clear()
-            for r in rows:
-                self._put(r)
+            self._apply(rows, started)
             self._loaded_at = dict.fromkeys(self._rows, started)
             self._users.clear()
             self._users_gen += 1
@@ -192,13 +194,8 @@ class ReadView:
         now = time.monotonic()
         with self._lock:
             keys, self._dirty = self._dirty, set()
-            gen = self._gen
             # the age backstop: the oldest sites due (or never read whole), a bounded amount per round
-            due = sorted(
-                (t, s)
-                for s in self._rows.keys() | self._pending.keys()
-                if (t := self._loaded_at.get(s, 0.0)) < now - self.max_age_s / 2
-            )
+            due = sorted((t, s) for s in self._rows if (t := self._loaded_at.get(s, 0.0)) < now - self.max_age_s / 2)
             whole, n = [], 0
             for _, s in due:
                 if whole and n >= _RELOAD_ROWS:
@@ -212,16 +209,25 @@ class ReadView:
         if keys:
             ks = sorted(keys)
             rows += conn.execute(
-                f"SELECT {_COLS} FROM zone_totals WHERE (site, zone) IN (SELECT * FROM unnest(%s::text[], %s::text[]))",
+                f"SELECT {ZONE_COLS} FROM zone_totals"
+                " WHERE (site, zone) IN (SELECT * FROM unnest(%s::text[], %s::text[]))",
                 ([k[0] for k in ks], [k[1] for k in ks]),
             ).fetchall()
         if whole:
-            rows += conn.execute(f"SELECT {_COLS} FROM zone_totals WHERE site = ANY(%s)", (whole,)).fetchall()
+            rows += conn.execute(f"SELECT {ZONE_COLS} FROM zone_totals WHERE site = ANY(%s)", (whole,)).fetchall()
         with self._lock:
-            for r in rows:
-                self._put(r)
+            self._apply(rows, started)
             for s in whole:
                 self._loaded_at[s] = started
-            for s in {k[0] for k in keys}:
-                if self._pending.get(s, gen + 1) <= gen:
-                    del self._pending[s]
+
+    def _apply(self, rows: list[tuple], started: float) -> None:
+        """Rows read by a query that started at `started` (monotonic), under the lock."""
+        for r in rows:
+            key = (str(r[0]), str(r[1]))
+            own = self._own_at.get(key)
+            if own is not None:
+                if own > started:  # the read may predate an own commit already taken: read it again
+                    self._dirty.add(key)
+                    continue
+                del self._own_at[key]
+            self._put(r)

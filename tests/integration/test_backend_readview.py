@@ -97,20 +97,24 @@ def test_a_missed_notification_is_never_served_past_the_bound(pg):
         view.close()
 
 
-def test_own_commits_are_pending_until_reread(pg):
+def test_own_commits_are_read_at_once(pg):
     db, store = pg
     view = ReadView(db).start()
     try:
         assert view.zones("t")[0].total == -30
         with psycopg.connect(db, autocommit=True) as conn:
-            # the change and this process's note of it, with its notification held back: the
-            # view must not answer from memory until it has read the row again
-            with conn.transaction():
-                conn.execute("UPDATE zone_totals SET total = -60, entries = 2 WHERE site = 't'")
-            view.committed([("t", "bench")])
-            assert view.zones("t") is None
-            assert wait_until(lambda: view.zones("t"), 5)[0].total == -60
-        assert view.zones("s")[0].total == -10  # other sites stayed answerable
+            # a commit of this process, its notification not delivered yet: its rows are
+            # answered at once, and a later one that arrives first is not undone
+            conn.execute("UPDATE zone_totals SET total = -90, entries = 3 WHERE site = 't'")
+            view.committed([("t", "bench", -90, 3, 3, "2026-11-29T10:02:00.000Z")])
+            view.committed([("t", "bench", -60, 2, 2, "2026-11-29T10:01:00.000Z")])
+            assert view.zones("t")[0].total == -90
+            # the listener reads the zone again: what the database holds stays
+            assert not wait_until(lambda: view.zones("t")[0].total != -90, 1.0)
+            conn.execute("UPDATE zone_totals SET total = -100, entries = 4 WHERE site = 't'")
+            view.committed([("t", "bench", -100, 4, 4, "2026-11-29T10:03:00.000Z")])
+            assert view.zones("t")[0].total == -100
+        assert view.zones("s")[0].total == -10  # other sites untouched
     finally:
         view.close()
 

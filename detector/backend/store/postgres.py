@@ -26,6 +26,7 @@ from detector.protocol.errors import UserError
 _MIGRATION_LOCK = 0x6C656467  # pg_advisory_xact_lock key: "ledg"
 ZONES_CHANNEL = "detector_zones"  # payload: JSON [[site, zone], ...] whose totals a commit changed
 USERS_CHANNEL = "detector_users"  # a user was added or disabled
+ZONE_COLS = "site, zone, total, entries, outstanding, last_time"  # a row of the read view
 NOTIFY_PAYLOAD = 7000  # bytes per notification (PostgreSQL refuses more than 8000)
 
 _APPEND_ONLY = """
@@ -265,7 +266,7 @@ class PostgresLedgerStore(SqlLedgerStore):
         except psycopg.OperationalError as e:  # disk full, server gone, read-only: 503, retried
             raise storage_error(e, self.url) from None
 
-    def _zones_changed(self, cur: Any, keys: list[tuple[str, str]]) -> None:
+    def _zones_changed(self, cur: Any, keys: list[tuple[str, str]]) -> list:
         # Delivered to every listening process when (and only if) the transaction commits,
         # in commit order (`detector.backend.readview`). A payload holds at most 8000 bytes.
         chunk: list[tuple[str, str]] = []
@@ -279,6 +280,15 @@ class PostgresLedgerStore(SqlLedgerStore):
             size += n
         if chunk:
             cur.execute("SELECT pg_notify(%s, %s)", (ZONES_CHANNEL, json.dumps(chunk)))
+        if self.on_zones_committed is None:
+            return []
+        # The rows as this transaction leaves them (its row locks are held until the commit,
+        # so these are the committed values): the process's read view takes them at once.
+        cur.execute(
+            f"SELECT {ZONE_COLS} FROM zone_totals WHERE (site, zone) IN (SELECT * FROM unnest(%s::text[], %s::text[]))",
+            ([k[0] for k in keys], [k[1] for k in keys]),
+        )
+        return cur.fetchall()
 
     def _users_changed(self, cur: Any) -> None:
         cur.execute("SELECT pg_notify(%s, '')", (USERS_CHANNEL,))

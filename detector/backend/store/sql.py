@@ -175,12 +175,14 @@ class SqlLedgerStore(LedgerStore):
     def q(self, sql: str) -> str:
         return sql
 
-    # Called with the (site, zone) keys whose totals a transaction changed, after it committed
-    # (the PostgreSQL read view: a process reads its own writes).
-    on_zones_committed: Callable[[list[tuple[str, str]]], None] | None = None
+    # Called after a transaction that changed zone totals committed, with what `_zones_changed`
+    # returned (the PostgreSQL read view: a process reads its own writes at once).
+    on_zones_committed: Callable[[list], None] | None = None
 
-    def _zones_changed(self, cur: Any, keys: list[tuple[str, str]]) -> None:
-        """Inside a write transaction that changed these zones' totals (PostgreSQL: NOTIFY)."""
+    def _zones_changed(self, cur: Any, keys: list[tuple[str, str]]) -> list:
+        """Inside a write transaction that changed these zones' totals (PostgreSQL: NOTIFY, and
+        the rows as this transaction leaves them)."""
+        return []
 
     def _users_changed(self, cur: Any) -> None:
         """Inside a write transaction that added or disabled a user (PostgreSQL: NOTIFY)."""
@@ -228,13 +230,14 @@ class SqlLedgerStore(LedgerStore):
             yield tx
             changed = self._flush(cur, tx)
         if changed and self.on_zones_committed is not None:
-            self.on_zones_committed(changed)
+            self.on_zones_committed(changed)  # after the commit: the values are now everyone's
 
-    def _flush(self, cur: Any, tx: SqlTx) -> list[tuple[str, str]]:
-        """Write what the transaction did; returns the (site, zone) whose totals it changed."""
+    def _flush(self, cur: Any, tx: SqlTx) -> list:
+        """Write what the transaction did; returns what `_zones_changed` returned (or [])."""
         o = tx.o
         now = time.time()
         q = self.q
+        changed: list = []
         totals: dict[tuple[str, str], list] = {}  # (site, zone) -> [points, entries, last act time]
         days: dict[tuple[str, str, str], int] = {}
         rows: list[tuple] = []  # ledger rows
@@ -331,7 +334,7 @@ class SqlLedgerStore(LedgerStore):
                 ),
                 [(s, z, t[0], t[1], o.litter_count.get((s, z), 0), t[2]) for (s, z), t in sorted(totals.items())],
             )
-            self._zones_changed(cur, sorted(totals))
+            changed = self._zones_changed(cur, sorted(totals))
         if days:
             cur.executemany(
                 q(
@@ -348,7 +351,7 @@ class SqlLedgerStore(LedgerStore):
                 ),
                 [(r, d[:500], seq, now, s) for s, (r, d, seq) in sorted(o.blocked.items())],
             )
-        return sorted(totals)
+        return changed
 
     def void(self, event_id: str, by: str, reason: str, compensate) -> tuple[Void, bool]:
         rows = self._all(
