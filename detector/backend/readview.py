@@ -143,7 +143,8 @@ class ReadView:
                     while not self._stop.is_set():
                         self._take(listen.notifies(timeout=_WAIT_S, stop_after=1))
                         self._refresh(conn)
-            except psycopg.Error as e:
+            except Exception as e:  # the server, the network or a foreign payload on the channel
+                # whatever it was, the view is emptied (reads go to the database) and starts over
                 log.warning("read view: %s; reads go to the database until it reconnects", e)
             finally:
                 self._set_dead()

@@ -266,29 +266,41 @@ class PostgresLedgerStore(SqlLedgerStore):
         except psycopg.OperationalError as e:  # disk full, server gone, read-only: 503, retried
             raise storage_error(e, self.url) from None
 
-    def _zones_changed(self, cur: Any, keys: list[tuple[str, str]]) -> list:
-        # Delivered to every listening process when (and only if) the transaction commits,
-        # in commit order (`detector.backend.readview`). A payload holds at most 8000 bytes.
-        chunk: list[tuple[str, str]] = []
-        size = 0
-        for k in keys:
-            n = len(k[0]) + len(k[1]) + 8
-            if chunk and size + n > NOTIFY_PAYLOAD:
-                cur.execute("SELECT pg_notify(%s, %s)", (ZONES_CHANNEL, json.dumps(chunk)))
-                chunk, size = [], 0
-            chunk.append(k)
-            size += n
-        if chunk:
-            cur.execute("SELECT pg_notify(%s, %s)", (ZONES_CHANNEL, json.dumps(chunk)))
+    def _zones_changed(self, cur: Any, keys: list[tuple[str, str]]) -> Any:
         if self.on_zones_committed is None:
-            return []
+            return keys, []
         # The rows as this transaction leaves them (its row locks are held until the commit,
         # so these are the committed values): the process's read view takes them at once.
         cur.execute(
             f"SELECT {ZONE_COLS} FROM zone_totals WHERE (site, zone) IN (SELECT * FROM unnest(%s::text[], %s::text[]))",
             ([k[0] for k in keys], [k[1] for k in keys]),
         )
-        return cur.fetchall()
+        return keys, cur.fetchall()
+
+    def _zones_committed(self, changed: Any) -> None:
+        keys, rows = changed
+        if rows and self.on_zones_committed is not None:
+            self.on_zones_committed(rows)
+        # Every listening process re-reads these zones (`detector.backend.readview`). Sent in a
+        # transaction of its own after the commit, not inside it: PostgreSQL serialises the
+        # commits of notifying transactions (a queue lock held through the commit's WAL flush),
+        # which cost concurrent ingest from two processes. A notification lost to a crash here
+        # is covered by the read view's age bound. At most 8000 bytes a payload.
+        try:
+            with self.pool.connection() as conn:
+                chunk: list[tuple[str, str]] = []
+                size = 0
+                for k in keys:
+                    n = len(k[0]) + len(k[1]) + 8
+                    if chunk and size + n > NOTIFY_PAYLOAD:
+                        conn.execute("SELECT pg_notify(%s, %s)", (ZONES_CHANNEL, json.dumps(chunk)))
+                        chunk, size = [], 0
+                    chunk.append(k)
+                    size += n
+                if chunk:
+                    conn.execute("SELECT pg_notify(%s, %s)", (ZONES_CHANNEL, json.dumps(chunk)))
+        except psycopg.Error:
+            pass  # committed all the same; other processes' views catch up within their bound
 
     def _users_changed(self, cur: Any) -> None:
         cur.execute("SELECT pg_notify(%s, '')", (USERS_CHANNEL,))

@@ -179,10 +179,14 @@ class SqlLedgerStore(LedgerStore):
     # returned (the PostgreSQL read view: a process reads its own writes at once).
     on_zones_committed: Callable[[list], None] | None = None
 
-    def _zones_changed(self, cur: Any, keys: list[tuple[str, str]]) -> list:
-        """Inside a write transaction that changed these zones' totals (PostgreSQL: NOTIFY, and
-        the rows as this transaction leaves them)."""
-        return []
+    def _zones_changed(self, cur: Any, keys: list[tuple[str, str]]) -> Any:
+        """Inside a write transaction that changed these zones' totals: what to hand to
+        `_zones_committed` after the commit (PostgreSQL: the keys, and the rows as this
+        transaction leaves them)."""
+        return None
+
+    def _zones_committed(self, changed: Any) -> None:
+        """After the commit of a transaction whose `_zones_changed` returned `changed`."""
 
     def _users_changed(self, cur: Any) -> None:
         """Inside a write transaction that added or disabled a user (PostgreSQL: NOTIFY)."""
@@ -229,15 +233,15 @@ class SqlLedgerStore(LedgerStore):
                 tx.o.heads[s] = heads[s]
             yield tx
             changed = self._flush(cur, tx)
-        if changed and self.on_zones_committed is not None:
-            self.on_zones_committed(changed)  # after the commit: the values are now everyone's
+        if changed:
+            self._zones_committed(changed)
 
-    def _flush(self, cur: Any, tx: SqlTx) -> list:
-        """Write what the transaction did; returns what `_zones_changed` returned (or [])."""
+    def _flush(self, cur: Any, tx: SqlTx) -> Any:
+        """Write what the transaction did; returns what `_zones_changed` returned (or None)."""
         o = tx.o
         now = time.time()
         q = self.q
-        changed: list = []
+        changed = None
         totals: dict[tuple[str, str], list] = {}  # (site, zone) -> [points, entries, last act time]
         days: dict[tuple[str, str, str], int] = {}
         rows: list[tuple] = []  # ledger rows
