@@ -7,6 +7,8 @@
   skips the frames nothing refers to while none is due, converts to BGR only the frames due at
   the analysis rate, and keeps only the newest one: a slow pipeline skips frames (counted as
   dropped) instead of falling behind the live stream.
+- When the analysis falls behind, the reader drains packets undecoded until the next keyframe
+  (`LiveSource._pass_over`).
 - Errors, end of stream, or no frame for `stall_s` mean reconnect, after a capped
   exponential backoff, forever. A read stuck inside FFmpeg cannot block the worker: `watch()`
   abandons that reader thread and starts a new one.
@@ -103,6 +105,8 @@ class RtspSource(LiveSource):
             for packet in container.demux(stream):
                 if self._halted(gen):
                     break
+                if self._pass_over(packet, time.monotonic() - self._t0, picker):
+                    continue  # behind the analysis: drained undecoded until the next keyframe
                 # A frame decoded now is at about now: one nothing refers to is skipped while
                 # even the next frame would come before the next analysis is due.
                 skip = time.monotonic() - self._t0 + half_frame < picker.next_due - half_frame

@@ -18,7 +18,12 @@ tick k / fps (`Decimator`).
 
 Live sources decode with PyAV (FFmpeg), one decoder thread each, and skip the frames that
 nothing refers to (B-frames and other non-reference frames) when they cannot be due for
-analysis: at 25 fps analysed at 5, most of them. Frames that are decoded are converted to BGR
+analysis: at 25 fps analysed at 5, most of them. When the analysis falls behind a camera (due
+frames replaced before they were taken, `BEHIND_AFTER` in a row), its reader stops decoding
+altogether and only drains packets until the next keyframe, where it starts decoding again:
+decoding the rest of a group of pictures nobody will analyse is what made an overloaded site
+collapse (24 decoders crowding out the analysis). Each analysis tick that passes undecoded is
+counted as dropped, so the overload stays visible. Frames that are decoded are converted to BGR
 exactly as OpenCV does (same swscale path, checked bit for bit on H.264), so a live file camera
 analyses the very frames `detector replay` analyses on the same file.
 """
@@ -233,10 +238,23 @@ def prefetched(frames: Iterable[Frame], depth: int = 4) -> Iterator[Frame]:
 
 
 # -- live sources (PyAV) ----------------------------------------------------------------------
+# Due frames replaced in a row (the consumer took none of them) before a reader stops decoding
+# until the next keyframe. One would do under steady overload, but a single slow frame (the
+# detector's first run, a busy moment) on a box that keeps up would then cost the rest of a
+# group of pictures (2 s at most cameras' settings); two in a row is an analysis that lags.
+BEHIND_AFTER = 2
+# A stream whose keyframes come further apart than this (some cameras send one every 10 s) is
+# never passed over: the gap in its analysis would be a whole group of pictures long; its reader
+# goes on decoding what it needs, as before.
+PASS_OVER_MAX_GOP_S = 4.0
+
+
 class LiveSource:
     """A camera: a reader thread decodes its stream and hands on the newest frame due for analysis.
 
-    A due frame that replaces one the consumer has not taken yet is counted as dropped. With
+    A due frame that replaces one the consumer has not taken yet is counted as dropped; after
+    `BEHIND_AFTER` in a row the source is `behind` and the reader drains packets undecoded until
+    the next keyframe (`_pass_over`), counting each analysis tick it passes as dropped. With
     `drop=False` (a file replayed as fast as it can be analysed) the reader waits instead.
     The counters are cumulative and read by the worker's stats; `cpu_s` is the reader thread's
     own CPU time (decoding is most of a camera's cost besides the detector).
@@ -250,7 +268,8 @@ class LiveSource:
         self.drop = drop
         self.state = CameraState.STARTING
         self.frames_read = 0  # frames decoded (frames skipped undecoded are not counted)
-        self.frames_dropped = 0  # due frames replaced before the consumer took them
+        self.frames_dropped = 0  # due frames replaced before the consumer took them, or passed over undecoded
+        self.packets_passed = 0  # packets drained undecoded while behind (overload)
         self.reconnects = 0
         self.connects = 0
         self.last_error: str | None = None
@@ -262,6 +281,10 @@ class LiveSource:
         self._gen = 0
         self._ended = False
         self._listener: Callable[[], None] | None = None
+        self._replaced = 0  # due frames replaced in a row since the consumer last took one
+        self.behind = False  # the reader drains packets undecoded until the next keyframe
+        self._key_t: float | None = None  # video time of the last keyframe
+        self._gop_s: float | None = None  # time between the last two keyframes
 
     # -- reader side -----------------------------------------------------------------------
     def _read(self, gen: int) -> None:
@@ -276,6 +299,10 @@ class LiveSource:
             if self._slot is not None:
                 if self.drop:
                     self.frames_dropped += 1
+                    self._replaced += 1
+                    gop = self._gop_s
+                    if self._replaced >= BEHIND_AFTER and gop is not None and gop <= PASS_OVER_MAX_GOP_S:
+                        self.behind = True
                 else:
                     while self._slot is not None and not self._halted(gen):
                         self._cond.wait(0.1)
@@ -284,6 +311,26 @@ class LiveSource:
         self.cpu_s = time.thread_time()
         if self._listener is not None:
             self._listener()
+
+    def _pass_over(self, packet, t: float | None, picker: Decimator) -> bool:
+        """Called with every packet before it is decoded: True if it is to be drained undecoded
+        (the source is `behind`). A keyframe ends that (a decoder needs nothing before it); an
+        analysis tick at `t` (the packet's video time, None if unknown) passed over undecoded is
+        a frame dropped from the analysis rate."""
+        if packet.is_keyframe:
+            if t is not None:
+                if self._key_t is not None and t > self._key_t:
+                    self._gop_s = t - self._key_t
+                self._key_t = t
+            self.behind = False
+            return False
+        if not self.behind or not packet.size:  # an empty packet flushes the decoder at the end
+            return False
+        self.packets_passed += 1
+        if t is not None and picker.is_due(t):
+            picker.taken(t)
+            self.frames_dropped += 1
+        return True
 
     def _sleep(self, seconds: float, gen: int) -> bool:
         """Wait unless stopped or superseded; True when the reader should go on."""
@@ -328,6 +375,7 @@ class LiveSource:
         with self._cond:
             frame, self._slot = self._slot, None
             if frame is not None:
+                self._replaced = 0
                 self._cond.notify_all()  # a reader waiting for room (drop=False) goes on
         return frame
 
@@ -472,8 +520,14 @@ class LiveFile(LiveSource):
                 if packet.pts is not None:
                     bisect.insort(order, packet.pts)
                 skip = False
-                if may_skip and packet.pts is not None and clock.origin is not None:
-                    t = offset_t + packet.pts * tb - clock.origin
+                t = (
+                    None
+                    if packet.pts is None or clock.origin is None or not by_pts
+                    else offset_t + packet.pts * tb - clock.origin
+                )
+                if by_pts and self.drop and self._pass_over(packet, t, picker):
+                    continue
+                if may_skip and t is not None:
                     previous = max((x for x in seen if x < t), default=None)
                     skip = not picker.may_be_due(t, previous)
                     seen.append(t)

@@ -90,8 +90,9 @@ def test_cli_bad_clip_exit_code_2_without_traceback(tmp_path, content):
 
 
 # -- live file cameras (PyAV) -----------------------------------------------------------------
-def _h264_with_b_frames(src: Path, out: Path, seconds: float = 4.0) -> int:
-    """A short H.264 MP4 with x264's default GOP (B-frames nothing refers to), like a re-encoded clip."""
+def _h264_with_b_frames(src: Path, out: Path, seconds: float = 4.0, bframes: int = 3, gop: int = 50) -> int:
+    """A short H.264 MP4 with x264's default GOP (B-frames nothing refers to), like a re-encoded clip;
+    `bframes=0`: I and P frames only, as many IP cameras send."""
     from fractions import Fraction
 
     import av
@@ -99,7 +100,7 @@ def _h264_with_b_frames(src: Path, out: Path, seconds: float = 4.0) -> int:
     container = av.open(str(out), "w")
     stream = container.add_stream("libx264", rate=25)
     stream.width, stream.height, stream.pix_fmt = 720, 480, "yuv420p"
-    stream.codec_context.options = {"preset": "ultrafast", "bf": "3", "g": "50"}
+    stream.codec_context.options = {"preset": "ultrafast", "bf": str(bframes), "g": str(gop), "keyint_min": str(gop)}
     k = -1
     for k, frame in enumerate(FileSource(src, None, max_seconds=seconds)):
         f = av.VideoFrame.from_ndarray(frame.image, format="bgr24")
@@ -139,6 +140,41 @@ def test_live_file_skips_decoding_frames_that_cannot_be_due(footage_dir, tmp_pat
     assert all(np.array_equal(x.image, y.image) for x, y in zip(a, b, strict=True))
     assert len(a) == pytest.approx(n / 5, abs=1)
     assert every.frames_read == n and skipping.frames_read <= 0.8 * n, (n, every.frames_read, skipping.frames_read)
+
+
+def test_a_live_camera_nobody_keeps_up_with_decodes_little_and_counts_what_it_drops(footage_dir, tmp_path):
+    """Backpressure: a camera played at its own pace whose frames nobody takes stops decoding once
+    it is behind (it drains packets until each keyframe and decodes that) instead of decoding every
+    reference frame of its stream; every analysis tick it lets pass is counted as dropped, and the
+    frame waiting for the analysis is the newest keyframe."""
+    import time
+
+    import av
+
+    from detector.sources import LiveFile
+
+    clip = tmp_path / "ip.mp4"
+    n = _h264_with_b_frames(footage_dir / "aboda_video4.avi", clip, seconds=6.0, bframes=0, gop=10)
+    with av.open(str(clip)) as c:
+        packets = [p for p in c.demux(c.streams.video[0]) if p.size]  # I and P only: in presentation order
+    keys = [i for i, p in enumerate(packets) if p.is_keyframe]
+    assert len(keys) == pytest.approx(n / 10, abs=1)
+
+    src = LiveFile(clip, 5.0, realtime=True)
+    src.start()  # nobody takes a frame
+    deadline = time.monotonic() + 120  # a generous bound on a 6 s clip, not a speed check
+    while not src._ended and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert src._ended and src.error is None and src.pending
+    assert src.frames_read + src.packets_passed == n
+    assert src.frames_read <= n / 3, (src.frames_read, n)  # every reference frame: n
+    ticks = len([t for t in range(n) if t % 5 == 0])  # 25 fps analysed at 5: every 5th frame is due
+    assert src.frames_dropped == ticks - 1  # all but the one frame waiting
+    waiting = src.take()
+    assert waiting.index == max(keys) and src.take() is None
+
+    consumed = LiveFile(clip, 5.0, realtime=False)  # a consumer that keeps up: every frame decoded
+    assert len(list(consumed)) == ticks and consumed.frames_read == n and consumed.frames_dropped == 0
 
 
 def test_live_file_plays_at_its_own_pace_and_loops_on(footage_dir):
