@@ -5,7 +5,7 @@
   silent ends a read instead of blocking it forever.
 - The reader thread (a `LiveSource`) decodes every packet the stream needs (H.264 references),
   skips the frames nothing refers to while none is due, converts to BGR only the frames due at
-  the analysis rate, and keeps only the newest one: a slow pipeline skips frames (counted as
+  the analysis rate, and keeps the last few: a slow pipeline skips frames (counted as
   dropped) instead of falling behind the live stream.
 - When the analysis falls behind, the reader drains packets undecoded until the next keyframe
   (`LiveSource._pass_over`).

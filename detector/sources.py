@@ -4,9 +4,9 @@ Every source is a `FrameSource`: iterating it yields the frames due for analysis
 - `FileSource`: a recorded clip, read as fast as it decodes (replay, bench).
 - `LiveFile`: a file played like a camera: at the pace of its own timestamps, optionally looped.
 - `RtspSource` (`detector.rtsp`): a network camera, reconnected forever.
-The last two are `LiveSource`s: a reader thread decodes the stream as it comes and keeps only the
-newest frame due for analysis, so a slow pipeline skips frames (counted as dropped) instead of
-falling behind the camera. A worker running many cameras takes their frames with `take()`
+The last two are `LiveSource`s: a reader thread decodes the stream as it comes and keeps the
+last few frames due for analysis (`QUEUE_DEPTH`), so a slow pipeline skips frames (counted as
+dropped) instead of falling behind the camera. A worker running many cameras takes their frames with `take()`
 when `start(listener)` tells it one is waiting; one camera alone just iterates.
 
 Timestamps come from the container (the packet pts) rather than `index / fps`: some files
@@ -18,12 +18,12 @@ tick k / fps (`Decimator`).
 
 Live sources decode with PyAV (FFmpeg), one decoder thread each, and skip the frames that
 nothing refers to (B-frames and other non-reference frames) when they cannot be due for
-analysis: at 25 fps analysed at 5, most of them. When the analysis falls behind a camera (due
-frames replaced before they were taken, `BEHIND_AFTER` in a row), its reader stops decoding
-altogether and only drains packets until the next keyframe, where it starts decoding again:
-decoding the rest of a group of pictures nobody will analyse is what made an overloaded site
-collapse (24 decoders crowding out the analysis). Each analysis tick that passes undecoded is
-counted as dropped, so the overload stays visible. Frames that are decoded are converted to BGR
+analysis: at 25 fps analysed at 5, most of them. When the analysis falls behind a camera (its
+queue of due frames is full), its reader stops decoding altogether and only drains packets until
+the next keyframe, where it starts decoding again: decoding the rest of a group of pictures
+nobody will analyse is what made an overloaded site collapse (24 decoders crowding out the
+analysis). Each analysis tick that passes undecoded is counted as dropped, so the overload stays
+visible. Frames that are decoded are converted to BGR
 exactly as OpenCV does (same swscale path, checked bit for bit on H.264), so a live file camera
 analyses the very frames `detector replay` analyses on the same file.
 """
@@ -238,11 +238,13 @@ def prefetched(frames: Iterable[Frame], depth: int = 4) -> Iterator[Frame]:
 
 
 # -- live sources (PyAV) ----------------------------------------------------------------------
-# Due frames replaced in a row (the consumer took none of them) before a reader stops decoding
-# until the next keyframe. One would do under steady overload, but a single slow frame (the
-# detector's first run, a busy moment) on a box that keeps up would then cost the rest of a
-# group of pictures (2 s at most cameras' settings); two in a row is an analysis that lags.
-BEHIND_AFTER = 2
+# Due frames a live source keeps for the analysis (oldest first). More than one: under overload a
+# camera decodes a few frames after each keyframe, passes over the rest of that group of pictures
+# and is analysed from its queue in the meantime. With one slot, the cameras' keyframes coming at
+# about the same time (cameras started together, same GOP) made every camera's second frame find
+# its first still waiting, so all passed over at once and the analysis sat idle until the next
+# keyframes (bench_site, 24 cameras: 115% CPU of 200). Three 720p BGR frames are 8 MB.
+QUEUE_DEPTH = 3
 # A stream whose keyframes come further apart than this (some cameras send one every 10 s) is
 # never passed over: the gap in its analysis would be a whole group of pictures long; its reader
 # goes on decoding what it needs, as before.
@@ -250,12 +252,12 @@ PASS_OVER_MAX_GOP_S = 4.0
 
 
 class LiveSource:
-    """A camera: a reader thread decodes its stream and hands on the newest frame due for analysis.
+    """A camera: a reader thread decodes its stream and queues the frames due for analysis.
 
-    A due frame that replaces one the consumer has not taken yet is counted as dropped; after
-    `BEHIND_AFTER` in a row the source is `behind` and the reader drains packets undecoded until
-    the next keyframe (`_pass_over`), counting each analysis tick it passes as dropped. With
-    `drop=False` (a file replayed as fast as it can be analysed) the reader waits instead.
+    A due frame that finds the queue full (`QUEUE_DEPTH`) pushes out the oldest, counted as
+    dropped, and the source is then `behind`: the reader drains packets undecoded until the next
+    keyframe (`_pass_over`), counting each analysis tick it passes as dropped. With `drop=False`
+    (a file replayed as fast as it can be analysed) the reader waits for room instead.
     The counters are cumulative and read by the worker's stats; `cpu_s` is the reader thread's
     own CPU time (decoding is most of a camera's cost besides the detector).
     """
@@ -277,11 +279,11 @@ class LiveSource:
         self.cpu_s = 0.0
         self._closing = threading.Event()
         self._cond = threading.Condition()
-        self._slot: Frame | None = None
+        self._queue: deque[Frame] = deque()
+        self._depth = QUEUE_DEPTH if drop else 1
         self._gen = 0
         self._ended = False
         self._listener: Callable[[], None] | None = None
-        self._replaced = 0  # due frames replaced in a row since the consumer last took one
         self.behind = False  # the reader drains packets undecoded until the next keyframe
         self._key_t: float | None = None  # video time of the last keyframe
         self._gop_s: float | None = None  # time between the last two keyframes
@@ -296,17 +298,17 @@ class LiveSource:
 
     def _offer(self, frame: Frame, gen: int) -> None:
         with self._cond:
-            if self._slot is not None:
+            if len(self._queue) >= self._depth:
                 if self.drop:
+                    self._queue.popleft()
                     self.frames_dropped += 1
-                    self._replaced += 1
                     gop = self._gop_s
-                    if self._replaced >= BEHIND_AFTER and gop is not None and gop <= PASS_OVER_MAX_GOP_S:
+                    if gop is not None and gop <= PASS_OVER_MAX_GOP_S:
                         self.behind = True
                 else:
-                    while self._slot is not None and not self._halted(gen):
+                    while len(self._queue) >= self._depth and not self._halted(gen):
                         self._cond.wait(0.1)
-            self._slot = frame
+            self._queue.append(frame)
             self._cond.notify_all()
         self.cpu_s = time.thread_time()
         if self._listener is not None:
@@ -371,22 +373,21 @@ class LiveSource:
         self._start_reader()
 
     def take(self) -> Frame | None:
-        """The newest frame due for analysis, or None."""
+        """The oldest frame waiting for analysis, or None."""
         with self._cond:
-            frame, self._slot = self._slot, None
+            frame = self._queue.popleft() if self._queue else None
             if frame is not None:
-                self._replaced = 0
                 self._cond.notify_all()  # a reader waiting for room (drop=False) goes on
         return frame
 
     @property
     def pending(self) -> bool:
-        return self._slot is not None
+        return bool(self._queue)
 
     @property
     def ended(self) -> bool:
         """The reader has stopped for good (end of a file, or an error) and nothing is pending."""
-        return self._ended and self._slot is None
+        return self._ended and not self._queue
 
     def watch(self) -> None:
         """Called now and then by the consumer: a source may check its reader's health here."""
@@ -403,7 +404,7 @@ class LiveSource:
         try:
             while not self.stop.is_set():
                 with self._cond:
-                    if self._slot is None and not self._ended:
+                    if not self._queue and not self._ended:
                         self._cond.wait(0.25)
                 frame = self.take()
                 if frame is not None:

@@ -144,14 +144,14 @@ def test_live_file_skips_decoding_frames_that_cannot_be_due(footage_dir, tmp_pat
 
 def test_a_live_camera_nobody_keeps_up_with_decodes_little_and_counts_what_it_drops(footage_dir, tmp_path):
     """Backpressure: a camera played at its own pace whose frames nobody takes stops decoding once
-    it is behind (it drains packets until each keyframe and decodes that) instead of decoding every
-    reference frame of its stream; every analysis tick it lets pass is counted as dropped, and the
-    frame waiting for the analysis is the newest keyframe."""
+    its queue is full (it drains packets until each keyframe and decodes that) instead of decoding
+    every reference frame of its stream; every analysis tick it lets pass is counted as dropped,
+    and what waits for the analysis is bounded: the newest keyframes, oldest first."""
     import time
 
     import av
 
-    from detector.sources import LiveFile
+    from detector.sources import QUEUE_DEPTH, LiveFile
 
     clip = tmp_path / "ip.mp4"
     n = _h264_with_b_frames(footage_dir / "aboda_video4.avi", clip, seconds=6.0, bframes=0, gop=10)
@@ -169,9 +169,9 @@ def test_a_live_camera_nobody_keeps_up_with_decodes_little_and_counts_what_it_dr
     assert src.frames_read + src.packets_passed == n
     assert src.frames_read <= n / 3, (src.frames_read, n)  # every reference frame: n
     ticks = len([t for t in range(n) if t % 5 == 0])  # 25 fps analysed at 5: every 5th frame is due
-    assert src.frames_dropped == ticks - 1  # all but the one frame waiting
-    waiting = src.take()
-    assert waiting.index == max(keys) and src.take() is None
+    assert src.frames_dropped == ticks - QUEUE_DEPTH  # all but the frames waiting
+    waiting = [src.take() for _ in range(QUEUE_DEPTH)]
+    assert [f.index for f in waiting] == keys[-QUEUE_DEPTH:] and src.take() is None
 
     consumed = LiveFile(clip, 5.0, realtime=False)  # a consumer that keeps up: every frame decoded
     assert len(list(consumed)) == ticks and consumed.frames_read == n and consumed.frames_dropped == 0
