@@ -92,7 +92,8 @@ def act_latency_histogram() -> Histogram:
 _COUNTERS = {
     "frames_read": "frames decoded from the camera",
     "frames_analysed": "frames run through the pipeline",
-    "frames_dropped": "frames due for analysis but replaced by a newer one (analysis too slow)",
+    "frames_dropped": "frames due for analysis but not analysed: pushed out or passed over (analysis too slow)",
+    "frames_passed_over": "frames not decoded at all while the analysis was behind (until the next keyframe)",
     "reconnects": "times the camera stream was lost and reopened",
     "acts": "littering and clean-up acts recognised",
     "snapshots": "blurred evidence snapshots stored",

@@ -271,7 +271,7 @@ class LiveSource:
         self.state = CameraState.STARTING
         self.frames_read = 0  # frames decoded (frames skipped undecoded are not counted)
         self.frames_dropped = 0  # due frames replaced before the consumer took them, or passed over undecoded
-        self.packets_passed = 0  # packets drained undecoded while behind (overload)
+        self.frames_passed_over = 0  # frames (packets) drained undecoded while behind (overload)
         self.reconnects = 0
         self.connects = 0
         self.last_error: str | None = None
@@ -328,7 +328,7 @@ class LiveSource:
             return False
         if not self.behind or not packet.size:  # an empty packet flushes the decoder at the end
             return False
-        self.packets_passed += 1
+        self.frames_passed_over += 1
         if t is not None and picker.is_due(t):
             picker.taken(t)
             self.frames_dropped += 1

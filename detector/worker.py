@@ -48,6 +48,7 @@ class WorkerStats:
     frames_read: int = 0
     frames_analysed: int = 0
     frames_dropped: int = 0
+    frames_passed_over: int = 0  # frames drained undecoded while the analysis was behind (overload)
     reconnects: int = 0
     connects: int = 0
     restarts: int = 0  # the camera was restarted inside its worker after an unexpected error
@@ -385,6 +386,7 @@ class CameraWorker:
         if src is not None:
             st.frames_read = base.frames_read + src.frames_read
             st.frames_dropped = base.frames_dropped + src.frames_dropped
+            st.frames_passed_over = base.frames_passed_over + src.frames_passed_over
             st.reconnects = base.reconnects + src.reconnects
             st.connects = base.connects + src.connects
             st.cpu_s = base.cpu_s + src.cpu_s + self._analysis_cpu_s
