@@ -24,7 +24,8 @@ camera has analysed frames) it measures over `--seconds`:
   processes mapping them, so the sum is the site's real footprint), mean over the window; a
   camera's share is its process's PSS divided by the cameras in that process;
 - analysed fps and frames dropped from the analysis rate (the worker's counter, or the shortfall
-  against fps x window when a paced camera falls behind instead);
+  against fps x window when a paced camera falls behind instead); frames decoded, and frames
+  passed over undecoded by a camera the analysis is behind (up to its next keyframe);
 - detector latency p50/p99 and act latency p50/p99 (frame arrival to event committed in the
   outbox) from the /metrics histograms (interpolated within buckets);
 - acts_equal: the camera's events in its outbox equal the acts of `detector replay` on the same
@@ -488,6 +489,9 @@ def main() -> int:
                 "analysed_fps": round(analysed / wall, 2),
                 "dropped": max(counted, shortfall),
                 "dropped_counted": counted,
+                # frames decoded, and passed over undecoded while the analysis was behind (overload)
+                "decoded": int(d("detector_frames_read_total")),
+                "passed_over": int(d("detector_frames_passed_over_total")),
                 "shortfall": shortfall,
                 "cpu_percent": round(cpu, 1),
                 "pss_mb": round(by_pid.get(pid, {}).get("pss_mb", 0.0) / max(1, cams_of_pid.get(pid, 1)), 1),
@@ -531,6 +535,8 @@ def main() -> int:
         "pss_mb": round(sum(p["pss_mb"] for p in procs), 1),
         "processes": len(procs),
         "dropped": sum(c["dropped"] for c in cams),
+        "decoded": sum(c["decoded"] for c in cams),
+        "passed_over": sum(c["passed_over"] for c in cams),
         "events_lost": events_lost,
         "acts_equal": None if events_lost is None else all(c["acts_equal"] for c in cams),
         "analysed_fps": round(sum(c["analysed_fps"] for c in cams), 2),
@@ -566,7 +572,8 @@ def main() -> int:
         )
     print(
         f"\ntotal: CPU {total['cpu_percent']}%, PSS {total['pss_mb']:.0f} MB, dropped {total['dropped']} "
-        f"(max/min {total['dropped_max_over_min']}), events lost {total['events_lost']}, acts equal "
+        f"(max/min {total['dropped_max_over_min']}), decoded {total['decoded']}, passed over "
+        f"{total['passed_over']}, events lost {total['events_lost']}, acts equal "
         f"{total['acts_equal']}; SIGTERM -> exit {code}; logs in {work}"
     )
     if args.json:
