@@ -6,8 +6,8 @@ Every source is a `FrameSource`: iterating it yields the frames due for analysis
 - `RtspSource` (`detector.rtsp`): a network camera, reconnected forever.
 The last two are `LiveSource`s: a reader thread decodes the stream as it comes and keeps the
 last few frames due for analysis (`QUEUE_DEPTH`), so a slow pipeline skips frames (counted as
-dropped) instead of falling behind the camera. A worker running many cameras takes their frames with `take()`
-when `start(listener)` tells it one is waiting; one camera alone just iterates.
+dropped) instead of falling behind the camera. A worker running many cameras takes their frames
+with `take()` when `start(listener)` tells it one is waiting; one camera alone just iterates.
 
 Timestamps come from the container (the packet pts) rather than `index / fps`: some files
 report the wrong fps (the shared `crowd_overhead_vtest.avi` says 50 fps for 25 fps content).
@@ -23,9 +23,9 @@ queue of due frames is full), its reader stops decoding altogether and only drai
 the next keyframe, where it starts decoding again: decoding the rest of a group of pictures
 nobody will analyse is what made an overloaded site collapse (24 decoders crowding out the
 analysis). Each analysis tick that passes undecoded is counted as dropped, so the overload stays
-visible. Frames that are decoded are converted to BGR
-exactly as OpenCV does (same swscale path, checked bit for bit on H.264), so a live file camera
-analyses the very frames `detector replay` analyses on the same file.
+visible. Frames that are decoded are converted to BGR exactly as OpenCV does (same swscale path,
+checked bit for bit on H.264), so a live file camera analyses the very frames `detector replay`
+analyses on the same file.
 """
 
 from __future__ import annotations
@@ -270,7 +270,7 @@ class LiveSource:
         self.drop = drop
         self.state = CameraState.STARTING
         self.frames_read = 0  # frames decoded (frames skipped undecoded are not counted)
-        self.frames_dropped = 0  # due frames replaced before the consumer took them, or passed over undecoded
+        self.frames_dropped = 0  # due frames pushed out of the queue untaken, or passed over undecoded
         self.frames_passed_over = 0  # frames (packets) drained undecoded while behind (overload)
         self.reconnects = 0
         self.connects = 0
@@ -508,6 +508,7 @@ class LiveFile(LiveSource):
         order: list[int] = []  # every packet's pts: a frame's index counts the frames skipped before it
         first_packet: float | None = None
         got = 0
+        end = 0.0  # the latest presentation time among the packets, decoded or passed over
         try:
             for packet in container.demux(stream):
                 if self._halted(gen):
@@ -526,6 +527,8 @@ class LiveFile(LiveSource):
                     if packet.pts is None or clock.origin is None or not by_pts
                     else offset_t + packet.pts * tb - clock.origin
                 )
+                if t is not None:
+                    end = max(end, t - offset_t)
                 if by_pts and self.drop and self._pass_over(packet, t, picker):
                     continue
                 if may_skip and t is not None:
@@ -561,4 +564,6 @@ class LiveFile(LiveSource):
             container.close()
         if not got:
             return None
-        return offset_t + clock.last + clock.step, offset_i + max(clock.index + 1, len(order))
+        # The next pass starts after this one's last frame, decoded or not (a pass that ended while
+        # behind has not decoded its last frames).
+        return offset_t + max(clock.last, end) + clock.step, offset_i + max(clock.index + 1, len(order))

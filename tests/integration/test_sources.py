@@ -177,6 +177,30 @@ def test_a_live_camera_nobody_keeps_up_with_decodes_little_and_counts_what_it_dr
     assert len(list(consumed)) == ticks and consumed.frames_read == n and consumed.frames_dropped == 0
 
 
+def test_a_looped_camera_behind_the_analysis_keeps_its_video_time(footage_dir, tmp_path):
+    """A looped file camera that passed over the end of one pass undecoded starts the next pass where
+    the video goes on, not where its last decoded frame was: frame k is at k / 25 s in every pass."""
+    import threading
+    import time
+
+    from detector.sources import LiveFile
+
+    clip = tmp_path / "ip.mp4"
+    n = _h264_with_b_frames(footage_dir / "aboda_video4.avi", clip, seconds=1.6, bframes=0, gop=10)
+    stop = threading.Event()
+    src = LiveFile(clip, 5.0, loop=True, stop=stop)
+    src.start()  # nobody takes a frame: behind from the first pass on, so each pass ends passed over
+    deadline = time.monotonic() + 120  # a generous bound on three passes of 2 s, not a speed check
+    while time.monotonic() < deadline and not any(f.index >= 2 * n for f in list(src._queue)):
+        time.sleep(0.05)
+    stop.set()
+    waiting = [src.take() for _ in range(3)]
+    assert src.frames_passed_over > 0 and max(f.index for f in waiting) >= 2 * n
+    assert all(f.time_s == pytest.approx(f.index / 25, abs=1e-3) for f in waiting), [
+        (f.index, f.time_s) for f in waiting
+    ]
+
+
 def test_live_file_plays_at_its_own_pace_and_loops_on(footage_dir):
     import threading
     import time
