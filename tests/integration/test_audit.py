@@ -206,6 +206,9 @@ def test_same_bytes_local_1_and_2_jobs_and_ray_and_resume_after_sigint(tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # Ctrl-C at a terminal: a suite started in the background by a script (`.ci/run &`)
+        # inherits SIGINT ignored, and Python then leaves it ignored in the audit too.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     state = one / ".audit-state"
     deadline = time.monotonic() + 600
