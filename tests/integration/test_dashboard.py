@@ -97,6 +97,7 @@ def zone_row(driver, zone: str):
 
 @pytest.mark.slow
 def test_log_in_see_a_zone_fall_void_and_recover(browser, tmp_path):
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
@@ -128,7 +129,11 @@ def test_log_in_see_a_zone_fall_void_and_recover(browser, tmp_path):
         assert "Log in" in browser.page_source and "kerb" not in browser.page_source
         browser.find_element(By.ID, "key").send_keys("dk_not_a_key")
         browser.find_element(By.ID, "login").click()
-        assert "not valid" in browser.find_element(By.ID, "message").text
+        # the page before the click has a #message too ("log in first"): wait for the answer's page,
+        # retrying while the old page's element goes stale under the navigation
+        WebDriverWait(browser, 10, ignored_exceptions=(StaleElementReferenceException,)).until(
+            lambda d: "not valid" in d.find_element(By.ID, "message").text
+        )
         shot(browser, tmp_path, "1-login-refused")
         browser.find_element(By.ID, "key").send_keys(operator)
         browser.find_element(By.ID, "login").click()
@@ -200,6 +205,7 @@ def test_log_in_see_a_zone_fall_void_and_recover(browser, tmp_path):
 
         # log out: the pages are closed again
         browser.find_element(By.ID, "logout").click()
+        WebDriverWait(browser, 10).until(lambda d: "Log in" in d.page_source)  # the log-out has landed
         browser.get(b.url + "/sites/s1/cameras")
         assert "Log in" in browser.page_source and "gate" not in browser.page_source
     finally:
