@@ -19,6 +19,7 @@ A change neither explains (the camera turned, the view is blocked) starts afresh
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field, replace
 
 import cv2
@@ -50,6 +51,16 @@ class SceneView:
     # litter_id -> fraction of the object's pixels that show the ground seen before it came
     # (1 = the ground is bare again); only for litter whose ground scene memory saw
     bare: dict[int, float] = field(default_factory=dict)
+    # The whole view jittered lately (shifts that did not stay, unlike a knock): pixel
+    # verdicts (added or taken away, gone or not) are smeared by the motion.
+    shaking: bool = False
+
+
+# A knock shows one shift that the next frame confirms and that is then taken; a camera
+# shaking on its mount (wind on a pole, a passing train) shows shifts that do not stay, one
+# frame after another. Two such shifts within two seconds is a shaking view, for two seconds.
+SHAKE_JOLTS = 2
+SHAKE_WINDOW_S = 2.0
 
 
 @dataclass
@@ -72,6 +83,8 @@ class SceneMemory:
         self._t_reset = 0.0
         self._hann: np.ndarray | None = None
         self._shift_seen: tuple[float, float] | None = None  # a shift found on the last frame, not yet taken
+        self._jolts: deque[float] = deque(maxlen=SHAKE_JOLTS)  # times of shifts found and not taken
+        self._jolted = False
         self._warm: list[np.ndarray] = []
         self._unseen: np.ndarray | None = None  # pixels covered by people all through warm-up
         self._regions = Regions(cfg)
@@ -94,6 +107,7 @@ class SceneMemory:
         if changed <= self.cfg.relight_fraction and (
             seen is None or np.hypot(shift[0] - seen[0], shift[1] - seen[1]) > 0.5
         ):
+            self._jolted = True  # a shift of the whole view that the next frames may not keep
             return None
         self._shift_seen = None
         return shift
@@ -178,10 +192,20 @@ class SceneMemory:
         change_frac = float((np.abs(g - self._S) > cfg.diff_threshold).mean())
         if warming or change_frac <= cfg.shift_check_fraction:
             self._shift_seen = None  # two frames agree only if they are consecutive
-        elif (shift := self._knock(g, change_frac)) is not None:
-            self.view = self.view.moved(*shift)
-            g = self.view.into_models(raw)
-            change_frac = float((np.abs(g - self._S) > cfg.diff_threshold).mean())
+        else:
+            self._jolted = False
+            if (shift := self._knock(g, change_frac)) is not None:
+                self.view = self.view.moved(*shift)
+                g = self.view.into_models(raw)
+                change_frac = float((np.abs(g - self._S) > cfg.diff_threshold).mean())
+            elif self._jolted:
+                self._jolts.append(time_s)
+        jolts = self._jolts
+        shaking = (
+            len(jolts) == SHAKE_JOLTS
+            and jolts[-1] - jolts[0] <= SHAKE_WINDOW_S
+            and time_s - jolts[-1] <= SHAKE_WINDOW_S
+        )
         if change_frac > cfg.relight_fraction and warming:
             self._reset(raw, time_s)  # nothing learnt yet worth carrying over
             return SceneView(time_s, reset=True, view=self.view)
@@ -273,7 +297,7 @@ class SceneMemory:
                 self._settle(w, g[y1:y2, x1:x2].copy())
         changed = {lid: self._changed(w) for lid, w in self._watch.items()}
         bare = {lid: self._bare(w) for lid, w in self._watch.items() if w.ground is not None}
-        return SceneView(time_s, objects_view, changed, relit, view=self.view, bare=bare)
+        return SceneView(time_s, objects_view, changed, relit, view=self.view, bare=bare, shaking=shaking)
 
     # -- internals ----------------------------------------------------------------------------
     def _reset(self, g: np.ndarray, time_s: float) -> None:

@@ -158,3 +158,41 @@ def test_a_piece_of_a_large_change_is_told_from_an_object_alone():
     }
     assert sorted(together) == ["alone", "piece"]
     assert together["piece"] > 2.0 and together["alone"] < 0.5
+
+
+def _shifted(image: np.ndarray, dx: float, dy: float) -> np.ndarray:
+    m = np.float32([[1, 0, dx], [0, 1, dy]])
+    return cv2.warpAffine(image, m, image.shape[1::-1], borderMode=cv2.BORDER_REPLICATE)
+
+
+def _structured(w: int = 640, h: int = 480) -> np.ndarray:
+    """A view with edges everywhere (kerbs, windows, paving): random grey rectangles."""
+    rng = np.random.default_rng(2)
+    image = np.full((h, w, 3), 128, np.uint8)
+    for _ in range(120):
+        x, y = int(rng.integers(0, w - 20)), int(rng.integers(0, h - 20))
+        sw, sh = int(rng.integers(10, 80)), int(rng.integers(10, 80))
+        v = int(rng.integers(30, 230))
+        cv2.rectangle(image, (x, y), (x + sw, y + sh), (v, v, v), -1)
+    return image
+
+
+def test_a_shaking_view_is_told_from_a_steady_and_a_knocked_one():
+    scene = SceneMemory(SceneConfig())
+    image = _structured()
+    t, steady = _feed(scene, image, 0.0, 8.0)
+    assert not any(v.shaking for v in steady)
+    # Knocked once, 8 px right and 4 down: the view stays there (a shift taken, not a shake).
+    t, knocked = _feed(scene, _shifted(image, 8, 4), t, 6.0)
+    assert not any(v.shaking for v in knocked)
+    # Jittering by up to 1% of the width on every frame, as on a pole in the wind.
+    rng = np.random.default_rng(0)
+    shaking = []
+    for _ in range(round(4 * FPS)):
+        dx, dy = rng.uniform(-6.4, 6.4, 2)
+        shaking.append(scene.update(_shifted(image, 8 + dx, 4 + dy), t))
+        t = round(t + 1 / FPS, 6)
+    assert sum(v.shaking for v in shaking) >= 0.75 * len(shaking)
+    # Still again: steady within the shake window (2 s) and from then on.
+    t, after = _feed(scene, _shifted(image, 8, 4), t, 5.0)
+    assert not any(v.shaking for v in after[round(2.5 * FPS) :])
