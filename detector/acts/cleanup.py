@@ -26,6 +26,10 @@ class Cleanups:
     def __init__(self, cfg: ActsConfig) -> None:
         self.cfg = cfg
         self.taken: list[Litter] = []  # found gone, their clean-up act not yet emitted
+        # A removed region is judged by its pixels alone (nobody saw the object lie there);
+        # while the view shakes they are smeared by the motion, so that wait counts only from
+        # when the view is steady again.
+        self.steady_since = float("-inf")
 
     def watch(
         self,
@@ -129,7 +133,9 @@ class Cleanups:
         region looked removed, and nobody was near it, for `gone_s`. Returns (when it was
         touched, the height of who touched it) once it is a clean-up."""
         cfg = self.cfg
-        wait_from = max(cand.change_since, cand.unattended_since if cand.unattended_since is not None else t)
+        wait_from = max(
+            cand.change_since, cand.unattended_since if cand.unattended_since is not None else t, self.steady_since
+        )
         if t - wait_from < cfg.gone_s:
             return None
         if any(cover(b, obj.box) >= 0.5 for b in early_people):

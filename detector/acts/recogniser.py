@@ -78,6 +78,8 @@ class ActRecogniser:
         self._recent.add(time_s, people, [s.box for s in sightings if s.object_class in cfg.vehicle_classes])
         if view.relit or view.reset:
             self._settle_until = time_s + cfg.settle_s
+        if view.shaking:
+            self._cleanups.steady_since = time_s
         if view.reset:
             self._candidates.clear()  # the regions they stood on are gone with the backgrounds
         for box, cls in self._startup.step(time_s - self._t0, people, sightings, detected):
