@@ -21,6 +21,12 @@ from detector.config import ActsConfig
 from detector.scene import StaticObject
 from detector.values import Box
 
+# Whoever takes a thing is at it when its pixels begin to change (their body over it, then the
+# bare ground). A region that began to change with nobody on it (a shadow moving off, a stain
+# drying, a background still settling) was not taken by someone who crossed it before or after.
+# The slack is the 2 s the tracker holds a person the detector misses (crouching to pick up).
+TAKER_AT_CHANGE_S = 2.0
+
 
 class Cleanups:
     def __init__(self, cfg: ActsConfig) -> None:
@@ -142,6 +148,7 @@ class Cleanups:
             return None  # a person standing there at the start walked off: not an object
         touched = None
         height = None
+        at_change = False
         area = (obj.box[2] - obj.box[0]) * (obj.box[3] - obj.box[1])
         for ts, ps in recent.people(t - cfg.touch_memory_s):
             for p in ps:
@@ -151,7 +158,8 @@ class Cleanups:
                 if overlaps(p.box, obj.box) and p.height >= cfg.upright_ratio * pw:
                     if area < 0.5 * pw * p.height and size(obj.box) >= cfg.min_size_frac * p.height:
                         touched, height = ts, p.height
-        if touched is None:
+                        at_change |= abs(ts - cand.since) <= TAKER_AT_CHANGE_S
+        if not at_change:
             return None
         cand.done = True
         if any(
