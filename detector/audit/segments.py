@@ -8,10 +8,10 @@ notified near a boundary is found by both neighbours and merged once.
 The overlap rule, from the settings (defaults in brackets):
 
     overlap = warmup_s [3] + startup_s [3]                 the background is learnt, early objects classed
-            + owner_lookback_s [4]                         the owner of an object must have been seen
+            + owner_lookback_s [2]                         the owner of an object must have been seen
             + candidate_hold_s [30]                        a candidate stays in view for a littering act this long,
             + long_tau_s * ln(255 / diff_threshold) [76.4] then fades into the long-term background
-            = 116.4 s, rounded up to whole analysis intervals
+            = 114.4 s, rounded up to whole analysis intervals
 
 An object whose story began before a segment's warm-up ended (so the segment may see it
 differently from the whole file) can give an act only before `own_from`, where the previous

@@ -255,7 +255,11 @@ class ActsConfig(Section):
     owner_reach: float = Field(
         1.0, gt=0, description="an owner was within this many person heights when the object appeared"
     )
-    owner_lookback_s: float = Field(4.0, ge=0, description="how far back to look for the owner around the appearance")
+    # Whoever puts a thing down is at it when its pixels begin to change (their body over it, a
+    # hand letting go, a throw landing within a stride). Two seconds is the time the tracker holds
+    # a person the detector misses (crouching to put it down), and two looks even at 1 fps; a
+    # passer-by seen further back did not leave what appeared after them (a shadow falling).
+    owner_lookback_s: float = Field(2.0, ge=0, description="how far back to look for the owner around the appearance")
     # An owner may attend a bag for minutes (standing over it, it is hidden from the
     # background model), so the object may first be seen long after it appeared: who was near
     # it then must still be known. Five minutes of people boxes cost a few hundred kB.

@@ -5,7 +5,7 @@ recording, signed events that verify as one chain, annotated video from segments
 The long recording is real clips joined into one file (PETS 2009 pedestrians, the ABODA bag
 left and taken back, the porch bottle drop, squashed to 720x480), at 10 fps with a keyframe every 2 s like a
 camera's recording. The tests use 10 s time constants for the long-term background (default
-30 s), which makes the overlap rule give 45.6 s instead of 116.4 s, so that a 170 s file is
+30 s), which makes the overlap rule give 43.6 s instead of 114.4 s, so that a 170 s file is
 split into three segments that really overlap while keeping CI short.
 """
 

@@ -355,8 +355,8 @@ def test_reappearing_object_gives_no_second_littering():
     run.frames(5.0, people=[(9, FAR)], changed={lid: 0.9})
     assert [a.kind for a in run.acts] == ["littering", "cleanup"]
     # Put back by someone and left: same location, no new littering act.
-    run.frames(2.0, people=[(9, NEAR)], objects=[bag(20.0, key=5)])
-    run.frames(10.0, people=[(9, FAR)], objects=[bag(20.0, key=5)])
+    run.frames(2.0, people=[(9, NEAR)], objects=[bag(16.5, key=5)])  # put down at 16.5 s, the person at it
+    run.frames(10.0, people=[(9, FAR)], objects=[bag(16.5, key=5)])
     assert [a.kind for a in run.acts] == ["littering", "cleanup"]
     assert lid in run.watched  # re-armed: a later clean-up refers to the same litter
 
