@@ -28,6 +28,11 @@ from detector.scene import SceneView, StaticObject, ViewTransform
 from detector.values import Act, Box, Severity
 from detector.zones import ZoneMap
 
+# Scene memory sees a change as still after 1.5 s (persist_s) and the recogniser confirms it in
+# 0.5 s more; a thing put down and left alone is a candidate by then. Three seconds of being
+# visible and not yet still is a region that keeps changing by itself.
+REST_S = 3.0
+
 
 class ActRecogniser:
     def __init__(self, cfg: ActsConfig, zones: ZoneMap, camera: str, frame_size: tuple[int, int] | None = None) -> None:
@@ -146,6 +151,9 @@ class ActRecogniser:
             cand = None  # the region's earlier life, before the object was taken
         if cand is None:
             cand = self._candidates[obj.key] = self._candidate_at(obj)
+            fresh = cand.last_seen == 0.0  # not the same change seen again under another key
+            if fresh and obj.change == "added" and self._restless(cand, first):
+                cand.done = True
         cand.last_seen = t
         if cand.done:
             return
@@ -202,6 +210,22 @@ class ActRecogniser:
                 return
             out.watch.append((litter.litter_id, self._view.to_frame(litter.box)))
             out.acts.append(self._act("littering", litter, cand.since, t, idx))
+
+    def _restless(self, cand: Candidate, first_seen: float) -> bool:
+        """A thing put down comes to rest at once: from its first change to being seen still
+        takes scene memory's persistence wait, longer only while someone stands over it (hidden
+        under their box). A region that took longer than `REST_S` more with nobody over it kept
+        changing by itself: a chair being sat on, the foot of someone the detector misses."""
+        if first_seen - cand.since <= REST_S:
+            return False
+        uncovered, last = 0.0, cand.since
+        for ts, people in self._recent.people(cand.since):
+            if ts > first_seen:
+                break
+            if not any(overlaps(p.box, cand.box) for p in people):
+                uncovered += ts - last
+            last = ts
+        return uncovered > REST_S
 
     def _candidate_at(self, obj: StaticObject) -> Candidate:
         """A candidate for a region new to the recogniser. If it lies where a candidate was
