@@ -150,10 +150,7 @@ class ActRecogniser:
         if cand is not None and known is not None and cand.since <= known.taken:
             cand = None  # the region's earlier life, before the object was taken
         if cand is None:
-            cand = self._candidates[obj.key] = self._candidate_at(obj)
-            fresh = cand.last_seen == 0.0  # not the same change seen again under another key
-            if fresh and obj.change == "added" and self._restless(cand, first):
-                cand.done = True
+            cand = self._candidates[obj.key] = self._candidate_at(obj, first)
         cand.last_seen = t
         if cand.done:
             return
@@ -227,16 +224,19 @@ class ActRecogniser:
             last = ts
         return uncovered > REST_S
 
-    def _candidate_at(self, obj: StaticObject) -> Candidate:
+    def _candidate_at(self, obj: StaticObject, first_seen: float) -> Candidate:
         """A candidate for a region new to the recogniser. If it lies where a candidate was
         still seen after this change began, it is that change seen again (the scene lost it a
         while: hidden by its owner standing over it, split or merged): its owner and verdict
         go with the place, not with the scene's region key, so a region ruled out (beside a
-        vehicle, where a person stood) stays ruled out, and an owner found stays found."""
+        vehicle, where a person stood) stays ruled out, and an owner found stays found. A new
+        change that came to rest too slowly is ruled out from the start."""
         for old in self._candidates.values():
             if cover(old.box, obj.box) >= 0.5 and obj.since <= old.last_seen:
                 return replace(old, key=obj.key, since=min(old.since, obj.since))
-        return Candidate(obj.key, obj.box, obj.since, obj.object_class)
+        cand = Candidate(obj.key, obj.box, obj.since, obj.object_class)
+        cand.done = obj.change == "added" and self._restless(cand, first_seen)
+        return cand
 
     def _forget(self, t: float) -> None:
         """Drop candidates not seen for `memory_s` (a long-running camera must not grow)."""

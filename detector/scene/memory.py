@@ -84,7 +84,6 @@ class SceneMemory:
         self._hann: np.ndarray | None = None
         self._shift_seen: tuple[float, float] | None = None  # a shift found on the last frame, not yet taken
         self._jolts: deque[float] = deque(maxlen=SHAKE_JOLTS)  # times of shifts found and not taken
-        self._jolted = False
         self._warm: list[np.ndarray] = []
         self._unseen: np.ndarray | None = None  # pixels covered by people all through warm-up
         self._regions = Regions(cfg)
@@ -92,7 +91,7 @@ class SceneMemory:
         self._still_now: tuple[np.ndarray, np.ndarray] | None = None
         self.last_static_mask: np.ndarray | None = None  # for drawing/debugging
 
-    def _knock(self, g: np.ndarray, changed: float) -> tuple[float, float] | None:
+    def _knock(self, g: np.ndarray, changed: float, time_s: float) -> tuple[float, float] | None:
         """The shift to take now, if the camera was knocked. A knocked camera stays where it
         was knocked to; a shaking one does not, and chasing its every jitter would only blur
         the models. So a small shift is taken once two frames in a row agree on it; one that
@@ -107,7 +106,7 @@ class SceneMemory:
         if changed <= self.cfg.relight_fraction and (
             seen is None or np.hypot(shift[0] - seen[0], shift[1] - seen[1]) > 0.5
         ):
-            self._jolted = True  # a shift of the whole view that the next frames may not keep
+            self._jolts.append(time_s)  # a shift of the whole view that the next frames may not keep
             return None
         self._shift_seen = None
         return shift
@@ -192,14 +191,10 @@ class SceneMemory:
         change_frac = float((np.abs(g - self._S) > cfg.diff_threshold).mean())
         if warming or change_frac <= cfg.shift_check_fraction:
             self._shift_seen = None  # two frames agree only if they are consecutive
-        else:
-            self._jolted = False
-            if (shift := self._knock(g, change_frac)) is not None:
-                self.view = self.view.moved(*shift)
-                g = self.view.into_models(raw)
-                change_frac = float((np.abs(g - self._S) > cfg.diff_threshold).mean())
-            elif self._jolted:
-                self._jolts.append(time_s)
+        elif (shift := self._knock(g, change_frac, time_s)) is not None:
+            self.view = self.view.moved(*shift)
+            g = self.view.into_models(raw)
+            change_frac = float((np.abs(g - self._S) > cfg.diff_threshold).mean())
         jolts = self._jolts
         shaking = (
             len(jolts) == SHAKE_JOLTS
