@@ -41,8 +41,8 @@ def test_pets2009_negative(footage_dir: Path, model_dir: Path):
     assert _acts(footage_dir / "pets2009_vtest_480x360.avi") == []
 
 
-def _altered_copy(src: Path, dst: Path, from_s: float, change) -> Path:
-    """`src` re-encoded with `change` applied to every frame from `from_s` on."""
+def _altered_copy(src: Path, dst: Path, from_s: float, change, to_s: float = float("inf")) -> Path:
+    """`src` re-encoded with `change` applied to every frame from `from_s` on (until `to_s`)."""
     cap = cv2.VideoCapture(str(src))
     fps = cap.get(cv2.CAP_PROP_FPS)
     w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
@@ -52,7 +52,7 @@ def _altered_copy(src: Path, dst: Path, from_s: float, change) -> Path:
         ok, frame = cap.read()
         if not ok:
             break
-        out.write(change(frame) if i / fps >= from_s else frame)
+        out.write(change(frame) if from_s <= i / fps < to_s else frame)
         i += 1
     cap.release()
     out.release()
@@ -140,16 +140,13 @@ def _shadowed(footage_dir: Path, dst: Path, t0: float, t1: float) -> Path:
     """aboda_video4 with a dark patch on the paving (a shadow, a wet stain) from t0 to t1 s,
     where the man walking off crosses at about 20 s."""
     x1, y1, x2, y2 = 318, 384, 362, 406
-    fps = cv2.VideoCapture(str(footage_dir / "aboda_video4.avi")).get(cv2.CAP_PROP_FPS)
-    frames = iter(range(10**6))
 
     def shadow(frame: np.ndarray) -> np.ndarray:
-        if t0 <= next(frames) / fps < t1:
-            frame = frame.copy()
-            frame[y1:y2, x1:x2] = (frame[y1:y2, x1:x2] * 0.55).astype(np.uint8)
+        frame = frame.copy()
+        frame[y1:y2, x1:x2] = (frame[y1:y2, x1:x2] * 0.55).astype(np.uint8)
         return frame
 
-    return _altered_copy(footage_dir / "aboda_video4.avi", dst, 0.0, shadow)
+    return _altered_copy(footage_dir / "aboda_video4.avi", dst, t0, shadow, t1)
 
 
 def test_a_shadow_moving_off_where_someone_walked_is_no_clean_up(footage_dir: Path, model_dir: Path, tmp_path: Path):
@@ -173,15 +170,13 @@ def test_a_chair_foot_restless_for_seconds_is_no_littering(footage_dir: Path, mo
     # desk (the detector misses her), the foot of her chair changes for 14 s before it is seen
     # still, with nobody over it. Before: a passer-by of the first seconds was its owner, and it
     # was littering. A thing put down comes to rest at once.
+    from clip_edits import Clip
+
     from detector.sources import FileSource
 
-    frames = [f for f in FileSource(footage_dir / "office_lobby_fisheye_cctv.mp4", 1.0)]
-    out = tmp_path / "lobby_1fps.mp4"
-    writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), 1.0, frames[0].image.shape[1::-1])
-    for f in frames:
-        writer.write(f.image)
-    writer.release()
-    assert _acts(out) == []
+    frames = FileSource(footage_dir / "office_lobby_fisheye_cctv.mp4", 1.0)
+    lobby = Clip(tuple(f.image for f in frames), 1.0).write(tmp_path / "lobby_1fps.mp4")
+    assert _acts(lobby) == []
 
 
 # -- failure classes of unseen footage (issue 10), on real clips edited (tests/clip_edits.py) -------
