@@ -56,11 +56,19 @@ class SceneView:
     shaking: bool = False
 
 
-# A knock shows one shift that the next frame confirms and that is then taken; a camera
-# shaking on its mount (wind on a pole, a passing train) shows shifts that do not stay, one
-# frame after another. Two such shifts within two seconds is a shaking view, for two seconds.
+# A knock moves the whole view once, from one frame to the next, and it stays moved; a camera
+# shaking on its mount (wind on a pole, a passing train) moves it from nearly every frame to
+# the next. Two such jolts within two seconds is a shaking view, for two seconds. Jolts are
+# found between consecutive frames, not against the models: a shaking camera's models are a
+# blur that no single shift matches, and people walking are judged apart (a crowd moves
+# much of the view on its own).
 SHAKE_JOLTS = 2
 SHAKE_WINDOW_S = 2.0
+# A camera shaking on its mount turns through a small angle: from one frame to the next the
+# view moves by a few percent of its width at most. A larger move is a knock or a pan (taken
+# as such), or something large crossing the view that correlates better than the ground it
+# hides (a car seen from above on plain asphalt).
+SHAKE_MAX_STEP = 0.04
 
 
 @dataclass
@@ -83,7 +91,8 @@ class SceneMemory:
         self._t_reset = 0.0
         self._hann: np.ndarray | None = None
         self._shift_seen: tuple[float, float] | None = None  # a shift found on the last frame, not yet taken
-        self._jolts: deque[float] = deque(maxlen=SHAKE_JOLTS)  # times of shifts found and not taken
+        self._jolts: deque[float] = deque(maxlen=SHAKE_JOLTS)  # times the whole view moved since the last frame
+        self._prev_raw: np.ndarray | None = None  # the last frame's small grey copy, as the camera saw it
         self._warm: list[np.ndarray] = []
         self._unseen: np.ndarray | None = None  # pixels covered by people all through warm-up
         self._regions = Regions(cfg)
@@ -106,8 +115,7 @@ class SceneMemory:
         if changed <= self.cfg.relight_fraction and (
             seen is None or np.hypot(shift[0] - seen[0], shift[1] - seen[1]) > 0.5
         ):
-            self._jolts.append(time_s)  # a shift of the whole view that the next frames may not keep
-            return None
+            return None  # not confirmed yet: the next frame may not keep it
         self._shift_seen = None
         return shift
 
@@ -172,6 +180,7 @@ class SceneMemory:
         score) other detections."""
         cfg = self.cfg
         raw = self._grey(image)
+        self._jolt(raw, persons, time_s)
         g = self.view.into_models(raw)
         if self._S is None or self._S.shape != g.shape:
             self._reset(raw, time_s)
@@ -295,6 +304,23 @@ class SceneMemory:
         return SceneView(time_s, objects_view, changed, relit, view=self.view, bare=bare, shaking=shaking)
 
     # -- internals ----------------------------------------------------------------------------
+    def _jolt(self, raw: np.ndarray, persons: list[Box], time_s: float) -> None:
+        """Record a jolt if the whole view moved since the last frame (people aside)."""
+        prev, self._prev_raw = self._prev_raw, raw
+        if prev is None or prev.shape != raw.shape:
+            return
+        if (np.abs(raw - prev) > self.cfg.diff_threshold).mean() <= self.cfg.shift_check_fraction:
+            return  # too little changed for any shift worth the name
+        if self._hann is None or self._hann.shape != raw.shape:
+            self._hann = cv2.createHanningWindow(raw.shape[::-1], cv2.CV_32F)
+        people = np.zeros(raw.shape, bool)
+        at_camera = ViewTransform(scale=self.view.scale)  # the raw frame's own pixels
+        for x1, y1, x2, y2 in (at_camera.to_model(grow(b, self.cfg.person_margin), raw.shape) for b in persons):
+            people[y1:y2, x1:x2] = True
+        step = camera_shift(prev, raw, self._hann, self.cfg.diff_threshold, people)
+        if step is not None and np.hypot(*step) <= SHAKE_MAX_STEP * raw.shape[1]:
+            self._jolts.append(time_s)
+
     def _reset(self, g: np.ndarray, time_s: float) -> None:
         self._t_reset = time_s
         # Watched litter moves with the view: after a knock, it lies `offset` away from

@@ -147,7 +147,7 @@ class ViewTransform:
 
 
 def camera_shift(
-    model: np.ndarray, g: np.ndarray, hann: np.ndarray, diff_threshold: float
+    model: np.ndarray, g: np.ndarray, hann: np.ndarray, diff_threshold: float, people: np.ndarray | None = None
 ) -> tuple[float, float] | None:
     """How far the whole view moved against `model`, if a shift explains what changed (a
     camera knocked or drifting on its mount). cv2.phaseCorrelate finds the translation; it is
@@ -160,8 +160,13 @@ def camera_shift(
     if response < 0.1 or np.hypot(dx, dy) < 0.5:
         return None
     back = shifted(g, -dx, -dy)
-    before = (np.abs(_matched(g, model) - model) > diff_threshold).mean()
-    after = (np.abs(_matched(back, model) - model) > diff_threshold).mean()
+    # Where `people` are (a mask), pixels changed because they moved, shift or none: judged on
+    # the rest of the view, so that a crowd does not hide a moving camera.
+    scene = np.ones(g.shape, bool) if people is None else ~people
+    if scene.mean() < 0.25:
+        return None  # too little of the view left to judge
+    before = (np.abs(_matched(g, model) - model) > diff_threshold)[scene].mean()
+    after = (np.abs(_matched(back, model) - model) > diff_threshold)[scene].mean()
     return (float(dx), float(dy)) if after <= 0.5 * before else None
 
 

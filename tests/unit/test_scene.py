@@ -196,3 +196,19 @@ def test_a_shaking_view_is_told_from_a_steady_and_a_knocked_one():
     # Still again: steady within the shake window (2 s) and from then on.
     t, after = _feed(scene, _shifted(image, 8, 4), t, 5.0)
     assert not any(v.shaking for v in after[round(2.5 * FPS) :])
+
+
+def test_something_large_crossing_the_view_is_no_shake():
+    # A textured slab a third of the view wide slides across plain ground by 40 px a frame (a
+    # car seen from above on asphalt): it correlates better than the ground it hides, but no
+    # shaking camera moves its whole view that far from one frame to the next.
+    h, w = 480, 640
+    ground = np.full((h, w, 3), 120, np.uint8)
+    slab = _structured()[:200, :220]
+    scene = SceneMemory(SceneConfig())
+    t, _ = _feed(scene, ground, 0.0, 4.0)
+    for x in range(0, w - 220, 40):
+        frame = ground.copy()
+        frame[140:340, x : x + 220] = slab
+        assert not scene.update(frame, t).shaking
+        t = round(t + 1 / FPS, 6)
