@@ -15,7 +15,7 @@ import numpy as np
 
 from detector.acts.recent import Recent
 from detector.acts.values import Candidate, Person, size
-from detector.boxes import gap, overlaps
+from detector.boxes import area, gap, intersection, overlaps
 from detector.config import ActsConfig
 
 
@@ -55,6 +55,28 @@ def person_ghost(cfg: ActsConfig, cand: Candidate, recent: Recent) -> bool:
             ] = True
         if covered.mean() >= 0.5:
             return True
+    return False
+
+
+def person_part(cfg: ActsConfig, cand: Candidate, recent: Recent) -> bool:
+    """A region that lay mostly inside a person's box when it appeared, up at their body rather
+    than at their feet, is part of that person (head and shoulders, the back of someone seated
+    whom the detector keeps losing), not something put down: a dropped thing rests on the
+    ground its owner stands on, so its bottom is within the same `foot_band` of a foot line
+    that the owner test asks for. An object on the ground in front of someone farther away
+    lies below their feet in the image, not inside their body."""
+    b = cand.box
+    if area(b) <= 0:
+        return False
+    for _, people in recent.people_around(cand.since):
+        # Tracked people only: an untracked box is a weak, often partial detection (legs and
+        # a bag) whose bottom is no foot line.
+        for p in people:
+            if p.track_id < 0:
+                continue
+            inside = intersection(b, p.box) / area(b)
+            if inside >= 0.5 and p.box[3] - b[3] > cfg.foot_band * p.height:
+                return True
     return False
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from detector.acts.cleanup import Cleanups
-from detector.acts.littering import attends, find_owner, is_littering, person_ghost
+from detector.acts.littering import attends, find_owner, is_littering, person_ghost, person_part
 from detector.acts.recent import Recent
 from detector.acts.startup import StartupScan
 from detector.acts.values import ActsStep, Candidate, Litter, Person, Sighting, size
@@ -191,7 +191,7 @@ class ActRecogniser:
             return
         if cand.owner is None:
             find_owner(cfg, cand, self._recent)
-        if person_ghost(cfg, cand, self._recent):
+        if person_ghost(cfg, cand, self._recent) or person_part(cfg, cand, self._recent):
             cand.done = True  # where someone stood still, not something they left
             return
         if is_littering(cfg, cand, t):
