@@ -49,6 +49,7 @@ class ActRecogniser:
         self._litter: dict[int, Litter] = {}
         self._next_litter = 1
         self._settle_until = -1.0
+        self._relit_at = float("-inf")  # the last change of light (or restart of the models)
         self._t0: float | None = None
         self._next_forget = 0.0
 
@@ -83,6 +84,7 @@ class ActRecogniser:
         self._recent.add(time_s, people, [s.box for s in sightings if s.object_class in cfg.vehicle_classes])
         if view.relit or view.reset:
             self._settle_until = time_s + cfg.settle_s
+            self._relit_at = time_s
         if view.shaking:
             self._cleanups.steady_since = time_s
         if view.reset:
@@ -235,8 +237,15 @@ class ActRecogniser:
             if cover(old.box, obj.box) >= 0.5 and obj.since <= old.last_seen:
                 return replace(old, key=obj.key, since=min(old.since, obj.since))
         cand = Candidate(obj.key, obj.box, obj.since, obj.object_class)
-        cand.done = obj.change == "added" and self._restless(cand, first_seen)
+        cand.done = (obj.change == "added" and self._restless(cand, first_seen)) or self._with_the_light(cand)
         return cand
+
+    def _with_the_light(self, cand: Candidate) -> bool:
+        """A change that began while the view settled after a change of light is the light's
+        doing: parts of the view one smooth gain does not explain (pixels driven into
+        saturation or black, a lamp's own glow, the shadows of the new light), not a thing
+        put down or taken just then."""
+        return 0.0 <= cand.since - self._relit_at <= self.cfg.settle_s
 
     def _forget(self, t: float) -> None:
         """Drop candidates not seen for `memory_s` (a long-running camera must not grow)."""
