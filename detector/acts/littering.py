@@ -58,13 +58,14 @@ def person_ghost(cfg: ActsConfig, cand: Candidate, recent: Recent) -> bool:
     return False
 
 
-def person_part(cfg: ActsConfig, cand: Candidate, recent: Recent) -> bool:
+def person_part(cfg: ActsConfig, cand: Candidate, recent: Recent, view_bottom: float) -> bool:
     """A region that lay mostly inside a person's box when it appeared, up at their body rather
     than at their feet, is part of that person (head and shoulders, the back of someone seated
     whom the detector keeps losing), not something put down: a dropped thing rests on the
     ground its owner stands on, so its bottom is within the same `foot_band` of a foot line
     that the owner test asks for. An object on the ground in front of someone farther away
-    lies below their feet in the image, not inside their body."""
+    lies below their feet in the image, not inside their body. A box cut by the bottom of the
+    view (`view_bottom`) shows no foot line to judge by."""
     b = cand.box
     if area(b) <= 0:
         return False
@@ -72,7 +73,7 @@ def person_part(cfg: ActsConfig, cand: Candidate, recent: Recent) -> bool:
         # Tracked people only: an untracked box is a weak, often partial detection (legs and
         # a bag) whose bottom is no foot line.
         for p in people:
-            if p.track_id < 0:
+            if p.track_id < 0 or p.box[3] >= view_bottom - 1:
                 continue
             inside = intersection(b, p.box) / area(b)
             if inside >= 0.5 and p.box[3] - b[3] > cfg.foot_band * p.height:

@@ -193,7 +193,7 @@ class ActRecogniser:
             return
         if cand.owner is None:
             find_owner(cfg, cand, self._recent)
-        if person_ghost(cfg, cand, self._recent) or person_part(cfg, cand, self._recent):
+        if person_ghost(cfg, cand, self._recent) or person_part(cfg, cand, self._recent, self._view_bottom()):
             cand.done = True  # where someone stood still, not something they left
             return
         if is_littering(cfg, cand, t):
@@ -246,6 +246,12 @@ class ActRecogniser:
         saturation or black, a lamp's own glow, the shadows of the new light), not a thing
         put down or taken just then."""
         return 0.0 <= cand.since - self._relit_at <= self.cfg.settle_s
+
+    def _view_bottom(self) -> float:
+        """The bottom of the view, in the starting view's pixels (infinite until known)."""
+        if not self.frame_size:
+            return float("inf")
+        return self.frame_size[1] - self._view.shift[1]
 
     def _forget(self, t: float) -> None:
         """Drop candidates not seen for `memory_s` (a long-running camera must not grow)."""
