@@ -10,6 +10,7 @@ the clip's truth still holds), then all variants are scored with `detector bench
   jpeg      heavy compression (JPEG quality 15) on every frame
   half      half the resolution
   shaking   the view jitters by up to 1% of the width each frame
+  hunting   auto-exposure hunting: the whole view's brightness swings by +-15% with a 6 s period
   fps3      recorded at 3 frames per second (many CCTV recorders keep 1-6 fps), below the
             analysis rate of 5
   fps2      recorded at 2 frames per second
@@ -89,6 +90,7 @@ PERTURBATIONS: dict[str, Perturb] = {
     "jpeg": lambda f, t, c, r: _jpeg(f),
     "half": lambda f, t, c, r: cv2.resize(f, (f.shape[1] // 4 * 2, f.shape[0] // 4 * 2), interpolation=cv2.INTER_AREA),
     "shaking": lambda f, t, c, r: _shift(f, *r.uniform(-0.01, 0.01, 2) * f.shape[1]),
+    "hunting": lambda f, t, c, r: _gain(f, *(2 * [1.0 + 0.15 * np.sin(2 * np.pi * t / 6.0)])),
 }
 
 
