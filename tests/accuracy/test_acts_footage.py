@@ -121,10 +121,8 @@ def test_intel_shelf_three_pick_ups_three_cleanups(footage_dir: Path, model_dir:
     assert [(a.box[0] + a.box[2]) // 2 // 200 for a in acts] == [0, 1, 2]  # left, middle, right bottle
 
 
-def test_a_shaking_camera_invents_no_clean_up(footage_dir: Path, model_dir: Path, tmp_path: Path):
-    # The whole view jitters by up to 1% of its width on every frame (a camera on a pole in the
-    # wind). Before: a spot the walker crossed, and later the left bag itself, looked "taken
-    # away" in their smeared pixels, and gave two clean-ups of things nobody picked up.
+def _shaker():
+    """A frame edit that moves the whole view by up to 1% of its width, afresh on every frame."""
     rng = np.random.default_rng(0)
 
     def shake(frame: np.ndarray) -> np.ndarray:
@@ -132,6 +130,14 @@ def test_a_shaking_camera_invents_no_clean_up(footage_dir: Path, model_dir: Path
         m = np.float32([[1, 0, dx], [0, 1, dy]])
         return cv2.warpAffine(frame, m, frame.shape[1::-1], borderMode=cv2.BORDER_REPLICATE)
 
+    return shake
+
+
+def test_a_shaking_camera_invents_no_clean_up(footage_dir: Path, model_dir: Path, tmp_path: Path):
+    # The whole view jitters by up to 1% of its width on every frame (a camera on a pole in the
+    # wind). Before: a spot the walker crossed, and later the left bag itself, looked "taken
+    # away" in their smeared pixels, and gave two clean-ups of things nobody picked up.
+    shake = _shaker()
     acts = _acts(_altered_copy(footage_dir / "aboda_video4.avi", tmp_path / "shaking.mp4", 0.0, shake))
     assert [a.kind for a in acts if a.kind == "cleanup"] == []
 
@@ -141,13 +147,7 @@ def test_a_shaking_camera_over_a_crowd_invents_no_clean_up(footage_dir: Path, mo
     # not seen there (people moving everywhere, and models blurred by the shake, leave no shift
     # that explains the change), and a smeared spot looked "taken away" by the walkers on it.
     # Between consecutive frames, people aside, the shake shows.
-    rng = np.random.default_rng(0)
-
-    def shake(frame: np.ndarray) -> np.ndarray:
-        dx, dy = rng.uniform(-0.01, 0.01, 2) * frame.shape[1]
-        m = np.float32([[1, 0, dx], [0, 1, dy]])
-        return cv2.warpAffine(frame, m, frame.shape[1::-1], borderMode=cv2.BORDER_REPLICATE)
-
+    shake = _shaker()
     from clip_edits import Clip
 
     crowd = Clip.read(footage_dir / "crowd_overhead_vtest.avi")
