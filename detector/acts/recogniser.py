@@ -50,6 +50,7 @@ class ActRecogniser:
         self._next_litter = 1
         self._settle_until = -1.0
         self._relit_at = float("-inf")  # the last change of light (or restart of the models)
+        self._learnt_at = float("-inf")  # when scene memory last learnt the empty scene
         self._t0: float | None = None
         self._next_forget = 0.0
 
@@ -85,6 +86,7 @@ class ActRecogniser:
         if view.relit or view.reset:
             self._settle_until = time_s + cfg.settle_s
             self._relit_at = time_s
+        self._learnt_at = view.learnt_at
         if view.shaking:
             self._cleanups.steady_since = time_s
         if view.reset:
@@ -182,6 +184,12 @@ class ActRecogniser:
             # to something large keeps changing with it.
             return
         if obj.change == "removed":
+            if cand.since <= self._learnt_at:
+                # It already differed when scene memory learnt the scene (someone who stood
+                # there, undetected, through the warm-up, and walked off): nothing was seen
+                # lying there first, so there is no taking to judge. (The region may yet turn
+                # out "added", a thing left where they stood: that path stays open.)
+                return
             found = self._cleanups.removed(
                 cand, obj, t, self._recent, self._startup.early_people, self._litter.values()
             )

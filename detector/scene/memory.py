@@ -54,6 +54,9 @@ class SceneView:
     # The whole view jittered lately (shifts that did not stay, unlike a knock): pixel
     # verdicts (added or taken away, gone or not) are smeared by the motion.
     shaking: bool = False
+    # When the long-term model was last learnt (the end of a warm-up): a region that already
+    # differed then shows no change anyone was seen making.
+    learnt_at: float = float("-inf")
 
 
 # A knock moves the whole view once, from one frame to the next, and it stays moved; a camera
@@ -89,6 +92,7 @@ class SceneMemory:
         self._still: np.ndarray | None = None  # per pixel: since when the frame agrees with S
         self._t_prev: float | None = None
         self._t_reset = 0.0
+        self._learnt_at = float("-inf")
         self._hann: np.ndarray | None = None
         self._shift_seen: tuple[float, float] | None = None  # a shift found on the last frame, not yet taken
         self._jolts: deque[float] = deque(maxlen=SHAKE_JOLTS)  # times the whole view moved since the last frame
@@ -264,6 +268,7 @@ class SceneMemory:
             self._unseen = ~seen
             self._since[:] = np.nan
             self._warm = []
+            self._learnt_at = time_s
         learn = np.ones(g.shape, bool) if warming else ~(person_mask | self._freeze_mask(time_s))
         L_new = self._L + a_long * (g - self._L)
         self._L[learn] = L_new[learn]
@@ -301,7 +306,9 @@ class SceneMemory:
                 self._settle(w, g[y1:y2, x1:x2].copy())
         changed = {lid: self._changed(w) for lid, w in self._watch.items()}
         bare = {lid: self._bare(w) for lid, w in self._watch.items() if w.ground is not None}
-        return SceneView(time_s, objects_view, changed, relit, view=self.view, bare=bare, shaking=shaking)
+        return SceneView(
+            time_s, objects_view, changed, relit, view=self.view, bare=bare, shaking=shaking, learnt_at=self._learnt_at
+        )
 
     # -- internals ----------------------------------------------------------------------------
     def _jolt(self, raw: np.ndarray, persons: list[Box], time_s: float) -> None:
