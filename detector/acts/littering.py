@@ -22,8 +22,11 @@ from detector.config import ActsConfig
 def find_owner(cfg: ActsConfig, cand: Candidate, recent: Recent) -> None:
     """The person nearest to the object around the time it appeared, if close enough."""
     best: tuple[float, Person] | None = None
-    # A change older than anyone in view has no owner at all.
-    for _, people in recent.people_around(cand.since):
+    # A change older than anyone in view has no owner at all. Whoever left it was there when
+    # the change began, or when the region took its present form (a bag put down where its
+    # owner had stood a moment before, that change still showing).
+    moments = {cand.since} if cand.region_since is None else {cand.since, cand.region_since}
+    for _, people in (frame for m in sorted(moments) for frame in recent.people_around(m)):
         for p in people:
             d = gap(p.box, cand.box)
             # A dropped object comes to rest on the ground the person stands on, so its

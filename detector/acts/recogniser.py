@@ -243,7 +243,7 @@ class ActRecogniser:
         change that came to rest too slowly is ruled out from the start."""
         for old in self._candidates.values():
             if cover(old.box, obj.box) >= 0.5 and obj.since <= old.last_seen:
-                return replace(old, key=obj.key, since=min(old.since, obj.since))
+                return replace(old, key=obj.key, since=min(old.since, obj.since), region_since=obj.since)
         cand = Candidate(obj.key, obj.box, obj.since, obj.object_class)
         cand.done = (obj.change == "added" and self._restless(cand, first_seen)) or self._with_the_light(cand)
         return cand

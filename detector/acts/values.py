@@ -48,6 +48,9 @@ class Candidate:
     change_since: float = 0.0
     done: bool = False
     last_seen: float = 0.0
+    # When the region in its present form began to differ: later than `since` when it is a
+    # change at the place of an earlier one (the earlier region's owner may not be this one's).
+    region_since: float | None = None
 
 
 @dataclass

@@ -191,6 +191,20 @@ def test_the_lobby_at_two_frames_a_second_gives_no_act(footage_dir: Path, model_
     assert _acts(lobby) == []
 
 
+def test_aboda_cycle_in_heavy_jpeg_still_has_both_acts(footage_dir: Path, model_dir: Path, tmp_path: Path):
+    # Littering then clean-up, every frame JPEG-compressed at quality 15. The bag came to lie
+    # where the woman had just stood, and its region took over that earlier change's place:
+    # its owner was looked for only before the earlier change began, and nobody owned it.
+    from clip_edits import Clip
+
+    def jpeg(frame: np.ndarray) -> np.ndarray:
+        return cv2.imdecode(cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 15])[1], cv2.IMREAD_COLOR)
+
+    cycle = Clip.read(footage_dir / "aboda_video4_cycle.mp4")
+    compressed = Clip(tuple(jpeg(f) for f in cycle.frames), cycle.fps).write(tmp_path / "cycle_jpeg.mp4")
+    assert [a.kind for a in _acts(compressed)] == ["littering", "cleanup"]
+
+
 def _shadowed(footage_dir: Path, dst: Path, t0: float, t1: float) -> Path:
     """aboda_video4 with a dark patch on the paving (a shadow, a wet stain) from t0 to t1 s,
     where the man walking off crosses at about 20 s."""
