@@ -29,7 +29,22 @@ class Letterbox:
     dy: int
 
 
-def make_session(path: Path, threads: int) -> ort.InferenceSession:
+def _free_input_size(path: Path) -> bytes:
+    """The model with its input's height and width left free (only for graphs that work at
+    any multiple of their largest stride, such as YOLOX's)."""
+    import onnx
+
+    model = onnx.load(str(path))
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    dims[2].dim_param, dims[3].dim_param = "height", "width"
+    for out in model.graph.output:  # the anchor count follows the input size
+        for d in out.type.tensor_type.shape.dim:
+            d.dim_param = d.dim_param or "n"
+    del model.graph.value_info[:]  # shapes inferred for the square input
+    return model.SerializeToString()
+
+
+def make_session(path: Path, threads: int, free_input: bool = False) -> ort.InferenceSession:
     opts = ort.SessionOptions()
     # Set deliberately: the worker runs one detector per process, and the remaining
     # cores decode video and run other cameras. Inter-op parallelism buys nothing here.
@@ -39,13 +54,20 @@ def make_session(path: Path, threads: int) -> ort.InferenceSession:
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3
     try:
-        return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+        model = _free_input_size(path) if free_input else str(path)
+        return ort.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own exception types for bad files
         raise UserError(f"{path}: not a usable ONNX model ({str(e).splitlines()[0][:200]})") from None
 
 
 class ObjectDetector(ABC):
     """Runs one ONNX model on BGR frames."""
+
+    # The graph runs at any input size that is a multiple of this (0: only its own size). The
+    # letterbox then pads a frame only up to the next multiple, not to the square: a 16:9
+    # frame at 416x256 instead of 416x416, the same pixels with 38% less work. The content
+    # is placed and scaled exactly as in the square input (top-left letterbox).
+    input_multiple = 0
 
     def __init__(
         self,
@@ -60,7 +82,9 @@ class ObjectDetector(ABC):
         self.class_names = list(spec.classes)
         self.score_threshold = spec.score_threshold if score_threshold is None else score_threshold
         self.nms_iou = spec.nms_iou if nms_iou is None else nms_iou
-        self.session = make_session(path, threads)
+        free = self.input_multiple > 0 and spec.preprocess.letterbox == "top-left"
+        self._multiple = self.input_multiple if free else 0
+        self.session = make_session(path, threads, free_input=free)
         self.input_name = self.session.get_inputs()[0].name
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.input_w, self.input_h = spec.input_size
@@ -85,7 +109,11 @@ class ObjectDetector(ABC):
         nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
         dx = (self.input_w - nw) // 2 if self._center else 0
         dy = (self.input_h - nh) // 2 if self._center else 0
-        canvas = np.full((self.input_h, self.input_w, 3), self._pad, np.uint8)
+        cw, ch = self.input_w, self.input_h
+        if self._multiple:
+            m = self._multiple
+            cw, ch = min(cw, -(-nw // m) * m), min(ch, -(-nh // m) * m)
+        canvas = np.full((ch, cw, 3), self._pad, np.uint8)
         canvas[dy : dy + nh, dx : dx + nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
         return canvas, Letterbox(scale, dx, dy)
 
@@ -100,8 +128,11 @@ class ObjectDetector(ABC):
 
     # -- decoding ----------------------------------------------------------------------
     @abstractmethod
-    def decode(self, outputs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Raw outputs -> (xyxy boxes in input pixels (N,4), scores (N,), class ids (N,))."""
+    def decode(
+        self, outputs: list[np.ndarray], input_size: tuple[int, int]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Raw outputs of an input of `input_size` (w, h) -> (xyxy boxes in input pixels (N,4),
+        scores (N,), class ids (N,))."""
 
     def _candidates(self, class_scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per anchor its best class and that class's score, and the anchors that pass the
@@ -113,7 +144,7 @@ class ObjectDetector(ABC):
     def detect(self, image: np.ndarray) -> sv.Detections:
         canvas, lb = self.letterbox(image)
         outputs = self.session.run(self.output_names, {self.input_name: self.to_blob(canvas)})
-        boxes, scores, class_ids = self.decode(outputs)
+        boxes, scores, class_ids = self.decode(outputs, (canvas.shape[1], canvas.shape[0]))
         keep = scores >= self.score_threshold
         if self._keep is not None:
             keep &= self._keep[class_ids]

@@ -25,7 +25,7 @@ class NanoDetDetector(ObjectDetector):
         self._steps = np.concatenate(steps).astype(np.float32)[:, None]
         self._bins = np.arange(self.reg_max + 1, dtype=np.float32)
 
-    def decode(self, outputs):
+    def decode(self, outputs, input_size):
         n = len(self.strides)
         cls = np.concatenate([o[0] for o in outputs[:n]])
         reg = np.concatenate([o[0] for o in outputs[n:]])

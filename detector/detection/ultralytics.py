@@ -27,7 +27,7 @@ def names_from_metadata(meta: dict[str, str]) -> list[str] | None:
 
 
 class UltralyticsDetector(ObjectDetector):
-    def decode(self, outputs):
+    def decode(self, outputs, input_size):
         out = outputs[0][0]
         if out.shape[1] == 6 and out.shape[0] != 4 + len(self.class_names):  # end-to-end head
             boxes, scores, class_ids = out[:, :4], out[:, 4], out[:, 5].astype(int)

@@ -20,16 +20,20 @@ def anchor_grid(width: int, height: int, strides: tuple[int, ...]) -> tuple[np.n
 
 class YoloxDetector(ObjectDetector):
     strides = (8, 16, 32)
+    input_multiple = 32  # convolutions, stride-2 steps and 2x upsampling: any multiple of 32
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._cells, self._steps = anchor_grid(self.input_w, self.input_h, self.strides)
+        self._grids: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}  # per input (w, h)
 
-    def decode(self, outputs):
+    def decode(self, outputs, input_size):
         pred = outputs[0][0]
+        if input_size not in self._grids:  # a few sizes per process: one per frame shape
+            self._grids[input_size] = anchor_grid(*input_size, self.strides)
+        cells_all, steps_all = self._grids[input_size]
         scores_all = pred[:, 5:] * pred[:, 4:5]
         class_ids, scores, sel = self._candidates(scores_all)
-        p, cells, steps = pred[sel], self._cells[sel], self._steps[sel]
+        p, cells, steps = pred[sel], cells_all[sel], steps_all[sel]
         centre = (p[:, :2] + cells) * steps
         size = np.exp(p[:, 2:4]) * steps
         boxes = np.concatenate([centre - size / 2, centre + size / 2], axis=1)
