@@ -104,7 +104,7 @@ class SceneMemory:
         self._still_now: tuple[np.ndarray, np.ndarray] | None = None
         self.last_static_mask: np.ndarray | None = None  # for drawing/debugging
 
-    def _knock(self, g: np.ndarray, changed: float, time_s: float) -> tuple[float, float] | None:
+    def _knock(self, g: np.ndarray, changed: float) -> tuple[float, float] | None:
         """The shift to take now, if the camera was knocked. A knocked camera stays where it
         was knocked to; a shaking one does not, and chasing its every jitter would only blur
         the models. So a small shift is taken once two frames in a row agree on it; one that
@@ -204,7 +204,7 @@ class SceneMemory:
         change_frac = float((np.abs(g - self._S) > cfg.diff_threshold).mean())
         if warming or change_frac <= cfg.shift_check_fraction:
             self._shift_seen = None  # two frames agree only if they are consecutive
-        elif (shift := self._knock(g, change_frac, time_s)) is not None:
+        elif (shift := self._knock(g, change_frac)) is not None:
             self.view = self.view.moved(*shift)
             g = self.view.into_models(raw)
             change_frac = float((np.abs(g - self._S) > cfg.diff_threshold).mean())
