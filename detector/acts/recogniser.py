@@ -48,7 +48,6 @@ class ActRecogniser:
         self._first_seen: dict[int, float] = {}  # static region key -> first time reported
         self._litter: dict[int, Litter] = {}
         self._next_litter = 1
-        self._settle_until = -1.0
         self._relit_at = float("-inf")  # the last change of light (or restart of the models)
         self._learnt_at = float("-inf")  # when scene memory last learnt the empty scene
         self._t0: float | None = None
@@ -84,7 +83,6 @@ class ActRecogniser:
         sightings = [Sighting(tv.from_frame(s.box), s.object_class, s.score) for s in sightings]
         self._recent.add(time_s, people, [s.box for s in sightings if s.object_class in cfg.vehicle_classes])
         if view.relit or view.reset:
-            self._settle_until = time_s + cfg.settle_s
             self._relit_at = time_s
         self._learnt_at = view.learnt_at
         if view.shaking:
@@ -146,7 +144,7 @@ class ActRecogniser:
             return  # fragments of passing people flicker; objects persist
         if (
             obj.scenery
-            or t < self._settle_until
+            or t < self._relit_at + cfg.settle_s  # the view still settling after it
             or (obj.object_class != "unknown" and obj.object_class not in cfg.carryable_classes)
         ):
             return
