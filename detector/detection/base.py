@@ -38,8 +38,7 @@ def _free_input_size(path: Path) -> bytes:
     dims = model.graph.input[0].type.tensor_type.shape.dim
     dims[2].dim_param, dims[3].dim_param = "height", "width"
     for out in model.graph.output:  # the anchor count follows the input size
-        for d in out.type.tensor_type.shape.dim:
-            d.dim_param = d.dim_param or "n"
+        out.type.tensor_type.ClearField("shape")
     del model.graph.value_info[:]  # shapes inferred for the square input
     return model.SerializeToString()
 
