@@ -78,6 +78,12 @@ def _shift(frame: np.ndarray, dx: float, dy: float) -> np.ndarray:
     return cv2.warpAffine(frame, m, frame.shape[1::-1], borderMode=cv2.BORDER_REPLICATE)
 
 
+def _hunting(frame: np.ndarray, t: float) -> np.ndarray:
+    """Auto-exposure hunting: the whole view's gain swings by +-15% with a 6 s period."""
+    gain = 1.0 + 0.15 * np.sin(2 * np.pi * t / 6.0)
+    return _gain(frame, gain, gain)
+
+
 def _jpeg(frame: np.ndarray) -> np.ndarray:
     return cv2.imdecode(cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 15])[1], cv2.IMREAD_COLOR)
 
@@ -90,7 +96,7 @@ PERTURBATIONS: dict[str, Perturb] = {
     "jpeg": lambda f, t, c, r: _jpeg(f),
     "half": lambda f, t, c, r: cv2.resize(f, (f.shape[1] // 4 * 2, f.shape[0] // 4 * 2), interpolation=cv2.INTER_AREA),
     "shaking": lambda f, t, c, r: _shift(f, *r.uniform(-0.01, 0.01, 2) * f.shape[1]),
-    "hunting": lambda f, t, c, r: _gain(f, *(2 * [1.0 + 0.15 * np.sin(2 * np.pi * t / 6.0)])),
+    "hunting": lambda f, t, c, r: _hunting(f, t),
 }
 
 
