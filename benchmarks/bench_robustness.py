@@ -11,6 +11,9 @@ the clip's truth still holds), then all variants are scored with `detector bench
   half      half the resolution
   shaking   the view jitters by up to 1% of the width each frame
   hunting   auto-exposure hunting: the whole view's brightness swings by +-15% with a 6 s period
+  grey      a monochrome camera (or a colour one in its night mode): no colour at all
+  interlaced  an analogue camera's interlaced video, woven: every other line is from the frame
+            before (combing on whatever moves)
   fps3      recorded at 3 frames per second (many CCTV recorders keep 1-6 fps), below the
             analysis rate of 5
   fps2      recorded at 2 frames per second
@@ -64,8 +67,8 @@ DEFAULT_CLIPS = [
     "pets2009_vtest_480x360.avi",
     "crowd_overhead_vtest.avi",
 ]
-# name -> (frame, time_s, critical_s, rng) -> frame
-Perturb = Callable[[np.ndarray, float, float, np.random.Generator], np.ndarray]
+# name -> (frame, time_s, critical_s, rng, previous source frame) -> frame
+Perturb = Callable[[np.ndarray, float, float, np.random.Generator, np.ndarray], np.ndarray]
 
 
 def _gain(frame: np.ndarray, left: float, right: float) -> np.ndarray:
@@ -84,19 +87,32 @@ def _hunting(frame: np.ndarray, t: float) -> np.ndarray:
     return _gain(frame, gain, gain)
 
 
+def _woven(frame: np.ndarray, previous: np.ndarray) -> np.ndarray:
+    """One field from this frame, the other from the one before (a 'weave' of interlaced video)."""
+    out = frame.copy()
+    out[1::2] = previous[1::2]
+    return out
+
+
+def _half(frame: np.ndarray) -> np.ndarray:
+    return cv2.resize(frame, (frame.shape[1] // 4 * 2, frame.shape[0] // 4 * 2), interpolation=cv2.INTER_AREA)
+
+
 def _jpeg(frame: np.ndarray) -> np.ndarray:
     return cv2.imdecode(cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 15])[1], cv2.IMREAD_COLOR)
 
 
 PERTURBATIONS: dict[str, Perturb] = {
-    "dimmed": lambda f, t, c, r: _gain(f, 0.4, 0.5) if t >= c else f,
-    "brighter": lambda f, t, c, r: _gain(f, 1.6, 1.4) if t >= c else f,
-    "knocked": lambda f, t, c, r: _shift(f, 0.025 * f.shape[1], 0.0125 * f.shape[1]) if t >= c else f,
-    "noise": lambda f, t, c, r: np.clip(f + r.normal(0, 8, f.shape), 0, 255).astype(np.uint8),
-    "jpeg": lambda f, t, c, r: _jpeg(f),
-    "half": lambda f, t, c, r: cv2.resize(f, (f.shape[1] // 4 * 2, f.shape[0] // 4 * 2), interpolation=cv2.INTER_AREA),
-    "shaking": lambda f, t, c, r: _shift(f, *r.uniform(-0.01, 0.01, 2) * f.shape[1]),
-    "hunting": lambda f, t, c, r: _hunting(f, t),
+    "dimmed": lambda f, t, c, r, p: _gain(f, 0.4, 0.5) if t >= c else f,
+    "brighter": lambda f, t, c, r, p: _gain(f, 1.6, 1.4) if t >= c else f,
+    "knocked": lambda f, t, c, r, p: _shift(f, 0.025 * f.shape[1], 0.0125 * f.shape[1]) if t >= c else f,
+    "noise": lambda f, t, c, r, p: np.clip(f + r.normal(0, 8, f.shape), 0, 255).astype(np.uint8),
+    "jpeg": lambda f, t, c, r, p: _jpeg(f),
+    "half": lambda f, t, c, r, p: _half(f),
+    "shaking": lambda f, t, c, r, p: _shift(f, *r.uniform(-0.01, 0.01, 2) * f.shape[1]),
+    "hunting": lambda f, t, c, r, p: _hunting(f, t),
+    "grey": lambda f, t, c, r, p: cv2.cvtColor(cv2.cvtColor(f, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR),
+    "interlaced": lambda f, t, c, r, p: _woven(f, p),
 }
 
 
@@ -137,7 +153,7 @@ def make_variant(src: Path, dst: Path, name: str, clip: dict) -> None:
     span = frames[-1].time_s - frames[0].time_s
     fps = (len(frames) - 1) / span if span > 0 else 25.0
     critical = critical_s(clip, span)
-    perturb = PERTURBATIONS.get(name, lambda f, t, c, r: f)
+    perturb = PERTURBATIONS.get(name, lambda f, t, c, r, p: f)
     if name in RATES:
         # A recorder that keeps few frames: the first frame at or after each tick, written at
         # that rate, so every kept frame stays within one source frame of its original time.
@@ -152,8 +168,10 @@ def make_variant(src: Path, dst: Path, name: str, clip: dict) -> None:
     rng = np.random.default_rng(0)
     tmp = dst.with_suffix(".part.mp4")
     out = None
+    previous = frames[0].image
     for frame in frames:
-        image = perturb(frame.image, frame.time_s, critical, rng)
+        image = perturb(frame.image, frame.time_s, critical, rng, previous)
+        previous = frame.image
         if out is None:
             out = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, image.shape[1::-1])
         out.write(image)
