@@ -65,8 +65,9 @@ class Pipeline:
             if m.enabled
             else None
         )
-        # A parked vehicle or a bench is tracked too, but needs no detector on every frame.
-        scenery = set(settings.scene.scenery_classes)
+        # A parked vehicle, a bench or a dumped sofa is tracked too, but needs no detector on
+        # every frame: it does not move by itself.
+        scenery = set(settings.scene.scenery_classes) | set(settings.acts.bulky_classes)
         self._scenery = np.array([name in scenery for name in self.class_names])
         self._last_detect_t = float("-inf")
         self._tracks_in_view = False

@@ -44,6 +44,8 @@ class ActRecogniser:
         self._recent = Recent(cfg)
         self._startup = StartupScan(cfg)
         self._cleanups = Cleanups(cfg)
+        # What a static region may be called and still be litter (the detector's silence too).
+        self._litter_classes = {"unknown", *cfg.carryable_classes, *cfg.bulky_classes}
         self._candidates: dict[int, Candidate] = {}
         self._first_seen: dict[int, float] = {}  # static region key -> first time reported
         self._litter: dict[int, Litter] = {}
@@ -145,7 +147,7 @@ class ActRecogniser:
         if (
             obj.scenery
             or t < self._relit_at + cfg.settle_s  # the view still settling after it
-            or (obj.object_class != "unknown" and obj.object_class not in cfg.carryable_classes)
+            or obj.object_class not in self._litter_classes
         ):
             return
         cand = self._candidates.get(obj.key)
@@ -290,7 +292,7 @@ class ActRecogniser:
             sev = "small" if a < 0.005 else ("bulky" if a > 0.04 else "bag")
         else:
             sev = "bag"
-        if cls in cfg.bag_classes and sev == "small":
+        if (cls in cfg.bag_classes or cls in cfg.bulky_classes) and sev == "small":
             sev = "bag"
         elif cls in cfg.carryable_classes and cls not in cfg.bag_classes and sev == "bulky":
             sev = "bag"

@@ -208,11 +208,6 @@ class SceneConfig(Section):
             "chair",
             "potted plant",
             "dining table",
-            "couch",
-            "bed",
-            "toilet",
-            "tv",
-            "refrigerator",
             "fire hydrant",
             "stop sign",
             "parking meter",
@@ -377,6 +372,14 @@ class ActsConfig(Section):
             "remote",
         ],
         description="detector classes that can be litter",
+    )
+    # Fly-tipping dumps furniture and appliances whole. Such a thing does not appear in a
+    # public place by itself and is not moved about there daily (unlike its chairs, benches
+    # and tables, which stay scenery), so one left by a person is litter like a bag, and the
+    # detector naming it is evidence of an object, not a reason to look away.
+    bulky_classes: list[str] = Field(
+        default_factory=lambda: ["couch", "bed", "tv", "refrigerator", "toilet", "microwave", "oven"],
+        description="detector classes of dumped furniture and appliances: litter, at least bag-sized",
     )
     bag_classes: list[str] = Field(
         default_factory=lambda: ["backpack", "handbag", "suitcase"], description="classes that are at least a bag"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from detector.acts import ActRecogniser, Person, Sighting
-from detector.config import ActsConfig, CameraConfig, ZoneConfig
+from detector.config import ActsConfig, CameraConfig, SceneConfig, ZoneConfig
 from detector.scene import SceneView, StaticObject, ViewTransform
 from detector.zones import ZoneMap
 
@@ -114,6 +114,22 @@ def test_scenery_is_never_litter():
     run.frames(2.0, people=[(7, NEAR)])
     car = StaticObject(1, BAG, 2.0, "added", "car", True, 0.005)
     assert run.frames(20.0, people=[(7, FAR)], objects=[car]) == []
+
+
+@pytest.mark.parametrize(
+    "cls, littering",
+    [("couch", True), ("refrigerator", True), ("tv", True), ("suitcase", True), ("chair", False), ("dog", False)],
+)
+def test_dumped_furniture_is_litter_but_the_places_own_furniture_is_not(cls, littering):
+    # Fly-tipping leaves a sofa or a fridge; a chair moved and left is the place's own.
+    # The scenery flag is what scene memory sets from its class (SceneConfig.scenery_classes).
+    run = Run()
+    run.frames(2.0, people=[(7, NEAR)])
+    obj = StaticObject(1, BAG, 2.0, "added", cls, cls in SceneConfig().scenery_classes, 0.005)
+    run.frames(2.0, people=[(7, NEAR)], objects=[obj])
+    acts = run.frames(6.0, people=[(7, FAR)], objects=[obj])
+    assert [a.object_class for a in acts] == ([cls] if littering else [])
+    assert all(a.severity != "small" for a in acts)  # a dumped appliance is never a small item
 
 
 def test_change_at_head_height_is_not_dropped_litter():
