@@ -14,6 +14,8 @@ the clip's truth still holds), then all variants are scored with `detector bench
   grey      a monochrome camera (or a colour one in its night mode): no colour at all
   interlaced  an analogue camera's interlaced video, woven: every other line is from the frame
             before (combing on whatever moves)
+  pumping   a low-bitrate stream's keyframe pulse: the picture is sharp at each keyframe (every
+            2 s) and blurs into blocks until the next (JPEG quality 70 falling to 15)
   fps3      recorded at 3 frames per second (many CCTV recorders keep 1-6 fps), below the
             analysis rate of 5
   fps2      recorded at 2 frames per second
@@ -98,8 +100,14 @@ def _half(frame: np.ndarray) -> np.ndarray:
     return cv2.resize(frame, (frame.shape[1] // 4 * 2, frame.shape[0] // 4 * 2), interpolation=cv2.INTER_AREA)
 
 
-def _jpeg(frame: np.ndarray) -> np.ndarray:
-    return cv2.imdecode(cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 15])[1], cv2.IMREAD_COLOR)
+def _jpeg(frame: np.ndarray, quality: int = 15) -> np.ndarray:
+    return cv2.imdecode(cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, quality])[1], cv2.IMREAD_COLOR)
+
+
+def _pumping(frame: np.ndarray, t: float) -> np.ndarray:
+    """Quality 70 at each keyframe (every 2 s), falling linearly to 15 before the next."""
+    phase = (t % 2.0) / 2.0
+    return _jpeg(frame, round(70 - 55 * phase))
 
 
 PERTURBATIONS: dict[str, Perturb] = {
@@ -113,6 +121,7 @@ PERTURBATIONS: dict[str, Perturb] = {
     "hunting": lambda f, t, c, r, p: _hunting(f, t),
     "grey": lambda f, t, c, r, p: cv2.cvtColor(cv2.cvtColor(f, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR),
     "interlaced": lambda f, t, c, r, p: _woven(f, p),
+    "pumping": lambda f, t, c, r, p: _pumping(f, t),
 }
 
 
