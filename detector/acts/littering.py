@@ -19,13 +19,15 @@ from detector.boxes import area, gap, intersection, overlaps
 from detector.config import ActsConfig
 
 
-def find_owner(cfg: ActsConfig, cand: Candidate, recent: Recent) -> None:
-    """The person nearest to the object around the time it appeared, if close enough."""
+def find_owner(cfg: ActsConfig, cand: Candidate, recent: Recent, formed: float | None = None) -> None:
+    """The person nearest to the object around the time it appeared, if close enough.
+    `formed`: when most of the region's pixels began to differ (scene memory's median)."""
     best: tuple[float, Person] | None = None
     # A change older than anyone in view has no owner at all. Whoever left it was there when
-    # the change began, or when the region took its present form (a bag put down where its
-    # owner had stood a moment before, that change still showing).
-    moments = {cand.since} if cand.region_since is None else {cand.since, cand.region_since}
+    # the change began, or when the region took its present form: a bag put down where its
+    # owner had stood a moment before, that change still showing (the recogniser's region
+    # was another's, `region_since`, or scene memory's region moved onto it, `formed`).
+    moments = {m for m in (cand.since, cand.region_since, formed) if m is not None}
     for _, people in (frame for m in sorted(moments) for frame in recent.people_around(m)):
         for p in people:
             d = gap(p.box, cand.box)

@@ -200,7 +200,7 @@ class ActRecogniser:
                     self._cleanups.gone(litter, touched, t)
             return
         if cand.owner is None:
-            find_owner(cfg, cand, self._recent)
+            find_owner(cfg, cand, self._recent, obj.formed)
         if person_ghost(cfg, cand, self._recent) or person_part(cfg, cand, self._recent, self._view_bottom()):
             cand.done = True  # where someone stood still, not something they left
             return

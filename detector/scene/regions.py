@@ -9,7 +9,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from detector.boxes import area, cover, overlaps
+from detector.boxes import area, cover, intersection, overlaps
 from detector.config import SceneConfig
 from detector.scene.view import Small, ViewTransform
 from detector.values import Box
@@ -34,6 +34,11 @@ class StaticObject:
     # area: a dropped object changes its own footprint; a part of something large that came
     # or went (a vehicle) changed together with much more around it.
     together: float = 0.0
+    # A region that slid from where its change began onto another place (a bag put down
+    # beside the spot where its owner had just stood, the two changes one region) keeps the
+    # older start; `formed` is when most of the pixels it now covers began to differ (the
+    # median), reported only once most of it lies outside where it began (else None).
+    formed: float | None = None
 
 
 @dataclass
@@ -47,6 +52,7 @@ class _Region:
     attended: float = float("-inf")  # last time a person was next to it
     edge: bool = False
     together: float = 0.0
+    origin: Small | None = None  # where it began (its box when first found)
 
 
 class Regions:
@@ -107,6 +113,7 @@ class Regions:
         # The blur and the morphology do not reach the last pixel: within one is at the border.
         unseen[:2, :] = unseen[-2:, :] = True
         unseen[:, :2] = unseen[:, -2:] = True
+        formed: dict[int, float] = {}
         for box_s, mask in found:
             region = next((r for r in self._regions if cover(r.box_s, box_s) >= 0.5 and r not in kept), None)
             if region is None:
@@ -118,6 +125,10 @@ class Regions:
                 # the whole region is visible now
                 region.change = added_or_removed(mask, short, long, cfg.ghost_ratio)
             region.last_seen = time_s
+            if region.origin is None:
+                region.origin = box_s
+            elif intersection(region.origin, box_s) < 0.5 * area(box_s):
+                formed[region.key] = float(np.nanmedian(since[mask]))
             region.edge = _at_edge(box_s, unseen)
             region.together = _together(box_s, mask, region.since, since, hidden)
             for obox, cls, score in objects:
@@ -155,6 +166,7 @@ class Regions:
                     area(r.box_s) / frame_area,
                     r.edge,
                     r.together,
+                    formed.get(r.key),
                 )
             )
         return tuple(out)

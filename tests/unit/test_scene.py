@@ -212,3 +212,20 @@ def test_something_large_crossing_the_view_is_no_shake():
         frame[140:340, x : x + 220] = slab
         assert not scene.update(frame, t).shaking
         t = round(t + 1 / FPS, 6)
+
+
+def test_a_region_that_slid_onto_another_place_tells_when_it_formed_there():
+    # A change (where someone stood) and, beside it, an object put down 5 s later. When the
+    # first change goes, the region over the object is still dated from the first (its edge
+    # pixels began to differ then); `formed` tells when most of the pixels it covers did.
+    scene = SceneMemory(SceneConfig())
+    bg = _textured()
+    first, obj = (240, 300, 300, 350), (290, 300, 360, 350)
+    t, _ = _feed(scene, bg, 0.0, 5.0)
+    t, views = _feed(scene, _with_object(bg, first), t, 5.0)
+    assert [o.formed for o in views[-1].objects] == [None]  # where it began
+    t, _ = _feed(scene, _with_object(_with_object(bg, first), obj), t, 3.0)
+    _, views = _feed(scene, _with_object(bg, obj), t, 4.0)
+    (slid,) = views[-1].objects
+    assert _near(slid.box, obj) and 5.0 <= slid.since <= 5.4
+    assert slid.formed is not None and 10.0 <= slid.formed <= 10.4
