@@ -47,12 +47,12 @@ class _Region:
     box_s: Small
     since: float
     change: Change
+    origin: Small  # where it began (its box when first found)
     votes: dict[str, float] = field(default_factory=dict)
     last_seen: float = 0.0
     attended: float = float("-inf")  # last time a person was next to it
     edge: bool = False
     together: float = 0.0
-    origin: Small | None = None  # where it began (its box when first found)
 
 
 class Regions:
@@ -118,16 +118,15 @@ class Regions:
             region = next((r for r in self._regions if cover(r.box_s, box_s) >= 0.5 and r not in kept), None)
             if region is None:
                 first = float(np.nanmin(np.where(mask, since, np.nan)))
-                region = _Region(self._next_key, box_s, first, added_or_removed(mask, short, long, cfg.ghost_ratio))
+                change = added_or_removed(mask, short, long, cfg.ghost_ratio)
+                region = _Region(self._next_key, box_s, first, change, box_s)
                 self._next_key += 1
             else:
                 region.box_s = box_s
                 # the whole region is visible now
                 region.change = added_or_removed(mask, short, long, cfg.ghost_ratio)
             region.last_seen = time_s
-            if region.origin is None:
-                region.origin = box_s
-            elif intersection(region.origin, box_s) < 0.5 * area(box_s):
+            if intersection(region.origin, box_s) < 0.5 * area(box_s):
                 formed[region.key] = float(np.nanmedian(since[mask]))
             region.edge = _at_edge(box_s, unseen)
             region.together = _together(box_s, mask, region.since, since, hidden)
