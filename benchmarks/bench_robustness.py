@@ -9,6 +9,7 @@ the clip's truth still holds), then all variants are scored with `detector bench
   noise     sensor noise, sigma 8 grey levels, every frame
   jpeg      heavy compression (JPEG quality 15) on every frame
   half      half the resolution
+  third     a third of the resolution (an old CIF-class camera, or a far view: people 40-80 px tall)
   shaking   the view jitters by up to 1% of the width each frame
   hunting   auto-exposure hunting: the whole view's brightness swings by +-15% with a 6 s period
   grey      a monochrome camera (or a colour one in its night mode): no colour at all
@@ -96,8 +97,10 @@ def _woven(frame: np.ndarray, previous: np.ndarray) -> np.ndarray:
     return out
 
 
-def _half(frame: np.ndarray) -> np.ndarray:
-    return cv2.resize(frame, (frame.shape[1] // 4 * 2, frame.shape[0] // 4 * 2), interpolation=cv2.INTER_AREA)
+def _smaller(frame: np.ndarray, factor: int) -> np.ndarray:
+    """The frame `factor` times smaller, to even sides (what H.264 at 4:2:0 needs)."""
+    size = (frame.shape[1] // (2 * factor) * 2, frame.shape[0] // (2 * factor) * 2)
+    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
 
 
 def _jpeg(frame: np.ndarray, quality: int = 15) -> np.ndarray:
@@ -116,7 +119,8 @@ PERTURBATIONS: dict[str, Perturb] = {
     "knocked": lambda f, t, c, r, p: _shift(f, 0.025 * f.shape[1], 0.0125 * f.shape[1]) if t >= c else f,
     "noise": lambda f, t, c, r, p: np.clip(f + r.normal(0, 8, f.shape), 0, 255).astype(np.uint8),
     "jpeg": lambda f, t, c, r, p: _jpeg(f),
-    "half": lambda f, t, c, r, p: _half(f),
+    "half": lambda f, t, c, r, p: _smaller(f, 2),
+    "third": lambda f, t, c, r, p: _smaller(f, 3),
     "shaking": lambda f, t, c, r, p: _shift(f, *r.uniform(-0.01, 0.01, 2) * f.shape[1]),
     "hunting": lambda f, t, c, r, p: _hunting(f, t),
     "grey": lambda f, t, c, r, p: cv2.cvtColor(cv2.cvtColor(f, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR),
@@ -220,8 +224,8 @@ def main() -> int:
             else:
                 make_variant(src, dst, name, clip)
         keep = {k: v for k, v in clip.items() if k in ("events", "duration_s", "fps")}
-        if name == "half":
-            # Truth boxes are in the stored frame's pixels: at half the size, so is the truth
+        if name in ("half", "third"):
+            # Truth boxes are in the stored frame's pixels: at a smaller size, so is the truth
             # (else every act there is "right time, wrong place" to the located score).
             keep["events"] = [_scaled(e, frame_size(src), frame_size(dst)) for e in keep.get("events") or []]
         variants.append({"file": dst.name, "perturbation": name, "source_clip": file, **keep})
