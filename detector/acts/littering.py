@@ -5,8 +5,8 @@ Attendance counts any person, not only the owner: track ids switch under occlusi
 crowd around an object is no sign it was left. A drop must be plausible: the owner stood on
 the same ground (their foot line near the object's bottom), the region is no taller than
 them, is not where people stood (mostly covered by person boxes and person-sized), is not
-cut by the top of the view, and is not on or beside a vehicle seen lately unless clearly in
-front of it on the ground.
+cut by the top of the view, and, if it lay on or beside a vehicle (not clearly in front of it on
+the ground), was seen at rest there before the vehicle left and is still there once it has gone.
 """
 
 from __future__ import annotations

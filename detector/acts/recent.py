@@ -47,14 +47,15 @@ class Recent:
         for i in range(lo, hi):
             yield self._times[i], self._people[i]
 
-    def by_vehicle(self, box: Box) -> bool:
-        """On or next to a vehicle seen lately, and not clearly in front of it on the ground
-        (its bottom below the vehicle's): part of the vehicle or of where it stood."""
+    def vehicle_beside(self, box: Box) -> float | None:
+        """When a vehicle was last seen on or next to `box` (within `vehicle_memory_s`) with
+        `box` not clearly in front of it on the ground (its bottom below the vehicle's): then
+        it may be part of the vehicle or of where it stood. None if no vehicle was."""
         m = self.cfg.vehicle_margin
-        for _, boxes in self._vehicles:
+        for seen, boxes in reversed(self._vehicles):
             for v in boxes:
                 dx, dy = (v[2] - v[0]) * m, (v[3] - v[1]) * m
                 near = overlaps((v[0] - dx, v[1] - dy, v[2] + dx, v[3] + dy), box)
                 if near and box[3] < v[3] + dy:
-                    return True
-        return False
+                    return seen
+        return None

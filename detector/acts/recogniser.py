@@ -159,8 +159,19 @@ class ActRecogniser:
         if cand.done:
             return
         cand.box, cand.object_class = obj.box, obj.object_class
-        if self._recent.by_vehicle(cand.box):
-            cand.done = True  # a door, a load, or ground a vehicle uncovered
+        vehicle = self._recent.vehicle_beside(cand.box)
+        if vehicle is not None:
+            # On or beside a vehicle: its open door, its load, ground it uncovers as it
+            # leaves, or a bag set down beside the van that brought it. Which one only shows
+            # once the vehicle has gone, so nothing here is judged while it may be there.
+            if cand.beside_vehicle_from is None:
+                cand.beside_vehicle_from = t
+            cand.vehicle_last_seen = vehicle
+            return
+        if cand.vehicle_last_seen is not None and cand.vehicle_last_seen - cand.beside_vehicle_from < cfg.confirm_s:
+            # Not seen at rest while the vehicle still stood beside it: ground the vehicle
+            # uncovered as it drove off (a door or a load would have left with it).
+            cand.done = True
             return
         if top_cut:
             cand.done = True

@@ -51,6 +51,10 @@ class Candidate:
     # When the region in its present form began to differ: later than `since` when it is a
     # change at the place of an earlier one (the earlier region's owner may not be this one's).
     region_since: float | None = None
+    # On or beside a vehicle: the first and the last time it was seen at rest with a vehicle
+    # seen next to it lately (None: never).
+    beside_vehicle_from: float | None = None
+    vehicle_last_seen: float | None = None
 
 
 @dataclass

@@ -198,6 +198,38 @@ def test_changes_at_a_vehicle_are_not_litter(box, litter):
     assert [a.kind for a in acts] == (["littering"] if litter else [])
 
 
+def test_a_bag_left_beside_a_vehicle_is_litter_once_the_vehicle_has_gone():
+    """Fly-tipping: a bag set down beside the truck that brought it (on the same ground
+    line, so while the truck stands it could be its load or its door), and the truck drives
+    off: what still lies there was left. Judged only once the truck is gone."""
+    run = Run()
+    truck = Sighting(TRUCK, "truck", 0.6)
+    box = (400, 300, 440, 340)
+    near = (box[0] - 20, box[3] - 200, box[2], box[3])
+    obj = StaticObject(1, box, 2.0, "added", "unknown", False, 0.005)
+    run.frames(2.0, people=[(7, near)], sightings=[truck])
+    run.frames(2.0, people=[(7, near)], objects=[obj], sightings=[truck])
+    assert run.frames(6.0, objects=[obj], sightings=[truck]) == []  # he got in; it stands
+    memory = ActsConfig().vehicle_memory_s
+    assert run.frames(memory - 1.0, objects=[obj]) == []  # gone from view, maybe not far
+    acts = run.frames(4.0, objects=[obj])
+    assert [a.kind for a in acts] == ["littering"]
+    assert acts[0].t_notify <= 10.0 + memory + 2.0  # within two seconds of the truck's memory
+
+
+def test_ground_a_vehicle_uncovered_as_it_left_is_not_litter():
+    """The same place, but the region shows only as the truck drives off (the ground it
+    stood on, a patch of oil), with someone standing near: not something put down."""
+    run = Run()
+    truck = Sighting(TRUCK, "truck", 0.6)
+    box = (400, 300, 440, 340)
+    near = (box[0] - 20, box[3] - 200, box[2], box[3])
+    obj = StaticObject(1, box, 6.0, "added", "unknown", False, 0.005)
+    run.frames(6.0, people=[(7, near)], sightings=[truck])
+    run.frames(2.0, people=[(7, near)], objects=[obj])
+    assert run.frames(20.0, people=[(7, FAR)], objects=[obj]) == []
+
+
 def test_passer_by_occluding_litter_is_not_a_cleanup():
     run = Run()
     left_bag(run)
