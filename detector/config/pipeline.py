@@ -338,13 +338,16 @@ class ActsConfig(Section):
     )
     vehicle_classes: list[str] = Field(
         default_factory=lambda: ["car", "truck", "bus", "motorcycle", "bicycle", "boat", "train", "airplane"],
-        description="detector classes whose doors, loads and uncovered ground are never litter",
+        description=(
+            "detector classes whose doors, loads and uncovered ground are never litter "
+            "(what is left beside one is judged once it has gone)"
+        ),
     )
     vehicle_margin: float = Field(
         0.1, ge=0, le=1, description="a region within this fraction of a vehicle's size of its box belongs to it"
     )
     vehicle_memory_s: float = Field(
-        10.0, ge=0, description="where a vehicle was seen this recently, changes belong to it"
+        10.0, ge=0, description="a change beside a vehicle seen this recently is not judged yet (it may be part of it)"
     )
     carryable_classes: list[str] = Field(
         default_factory=lambda: [
