@@ -201,9 +201,9 @@ def blur_region(image: np.ndarray, box: np.ndarray | tuple) -> None:
     # 3x3 cells: finer pixelation keeps a face-shaped blob that YuNet still scores as a face.
     small = cv2.resize(roi, (3, 3), interpolation=cv2.INTER_AREA)
     pix = cv2.resize(small, (x2 - x1, y2 - y1), interpolation=cv2.INTER_NEAREST)
-    # A Gaussian as wide as a cell (sigma a third of the kernel, not OpenCV's default sixth):
-    # the edges between cells are smoothed away too, so no sharp step is left across a small
-    # face for a face detector, or an eye, to read features into.
+    # Sigma a third of the kernel (half a cell; about twice OpenCV's default for that kernel):
+    # the steps between cells are smoothed away too, so none is left across a small face for a
+    # face detector, or an eye, to read features into.
     k = (max(x2 - x1, y2 - y1) // 2) | 1
     image[y1:y2, x1:x2] = cv2.GaussianBlur(pix, (k, k), k / 3)
 

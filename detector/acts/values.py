@@ -51,8 +51,8 @@ class Candidate:
     # When the region in its present form began to differ: later than `since` when it is a
     # change at the place of an earlier one (the earlier region's owner may not be this one's).
     region_since: float | None = None
-    # On or beside a vehicle: the first and the last time it was seen at rest with a vehicle
-    # seen next to it lately (None: never).
+    # On or beside a vehicle: the first time it was judged with a vehicle seen beside it lately,
+    # and the last time a vehicle was seen beside it (None: never).
     beside_vehicle_from: float | None = None
     vehicle_last_seen: float | None = None
 
