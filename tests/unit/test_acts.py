@@ -178,23 +178,28 @@ def test_region_cut_by_the_top_of_the_view_is_not_litter():
 
 
 TRUCK = (300, 120, 560, 330)
+TRUCK_SEEN = Sighting(TRUCK, "truck", 0.6)
+AT_TAILGATE = (400, 300, 440, 340)  # under the tailgate, on the truck's own ground line
+
+
+def at_object(box, since: float) -> tuple[tuple, StaticObject]:
+    """A person standing at an object in `box`, and the object's static region (from `since`)."""
+    return (box[0] - 20, box[3] - 200, box[2], box[3]), StaticObject(1, box, since, "added", "unknown", False, 0.005)
 
 
 @pytest.mark.parametrize(
     "box, litter",
     [
-        ((400, 300, 440, 340), False),  # under the tailgate: part of the truck or of its load
+        (AT_TAILGATE, False),  # part of the truck or of its load
         ((400, 360, 440, 400), True),  # clearly in front of it on the ground
     ],
 )
 def test_changes_at_a_vehicle_are_not_litter(box, litter):
     run = Run()
-    truck = Sighting(TRUCK, "truck", 0.6)
-    near = (box[0] - 20, box[3] - 200, box[2], box[3])  # a person standing at the object
-    obj = StaticObject(1, box, 2.0, "added", "unknown", False, 0.005)
-    run.frames(2.0, people=[(7, near)], sightings=[truck])
-    run.frames(2.0, people=[(7, near)], objects=[obj], sightings=[truck])
-    acts = run.frames(6.0, people=[(7, FAR)], objects=[obj], sightings=[truck])
+    near, obj = at_object(box, 2.0)
+    run.frames(2.0, people=[(7, near)], sightings=[TRUCK_SEEN])
+    run.frames(2.0, people=[(7, near)], objects=[obj], sightings=[TRUCK_SEEN])
+    acts = run.frames(6.0, people=[(7, FAR)], objects=[obj], sightings=[TRUCK_SEEN])
     assert [a.kind for a in acts] == (["littering"] if litter else [])
 
 
@@ -203,13 +208,10 @@ def test_a_bag_left_beside_a_vehicle_is_litter_once_the_vehicle_has_gone():
     line, so while the truck stands it could be its load or its door), and the truck drives
     off: what still lies there was left. Judged only once the truck is gone."""
     run = Run()
-    truck = Sighting(TRUCK, "truck", 0.6)
-    box = (400, 300, 440, 340)
-    near = (box[0] - 20, box[3] - 200, box[2], box[3])
-    obj = StaticObject(1, box, 2.0, "added", "unknown", False, 0.005)
-    run.frames(2.0, people=[(7, near)], sightings=[truck])
-    run.frames(2.0, people=[(7, near)], objects=[obj], sightings=[truck])
-    assert run.frames(6.0, objects=[obj], sightings=[truck]) == []  # he got in; it stands
+    near, obj = at_object(AT_TAILGATE, 2.0)
+    run.frames(2.0, people=[(7, near)], sightings=[TRUCK_SEEN])
+    run.frames(2.0, people=[(7, near)], objects=[obj], sightings=[TRUCK_SEEN])
+    assert run.frames(6.0, objects=[obj], sightings=[TRUCK_SEEN]) == []  # he got in; it stands
     memory = ActsConfig().vehicle_memory_s
     assert run.frames(memory - 1.0, objects=[obj]) == []  # gone from view, maybe not far
     acts = run.frames(4.0, objects=[obj])
@@ -221,11 +223,8 @@ def test_ground_a_vehicle_uncovered_as_it_left_is_not_litter():
     """The same place, but the region shows only as the truck drives off (the ground it
     stood on, a patch of oil), with someone standing near: not something put down."""
     run = Run()
-    truck = Sighting(TRUCK, "truck", 0.6)
-    box = (400, 300, 440, 340)
-    near = (box[0] - 20, box[3] - 200, box[2], box[3])
-    obj = StaticObject(1, box, 6.0, "added", "unknown", False, 0.005)
-    run.frames(6.0, people=[(7, near)], sightings=[truck])
+    near, obj = at_object(AT_TAILGATE, 6.0)
+    run.frames(6.0, people=[(7, near)], sightings=[TRUCK_SEEN])
     run.frames(2.0, people=[(7, near)], objects=[obj])
     assert run.frames(20.0, people=[(7, FAR)], objects=[obj]) == []
 
