@@ -221,7 +221,11 @@ class SceneMemory:
             # Lights switched or exposure jumped: carry the whole memory over to the new
             # light. Anything a smooth gain cannot explain (the camera moved, something
             # covers the view) leaves nothing to compare with: start afresh.
-            light = fit_lighting(g, self._S, cfg.diff_threshold, cfg.relight_unexplained)
+            movers = np.zeros(g.shape, bool)
+            for box in [*persons, *(b for b, _, _ in objects)]:
+                x1, y1, x2, y2 = self.view.to_model(grow(box, cfg.person_margin), g.shape)
+                movers[y1:y2, x1:x2] = True
+            light = fit_lighting(g, self._S, cfg.diff_threshold, cfg.relight_unexplained, movers)
             if light is None:
                 self._reset(raw, time_s)
                 return SceneView(time_s, reset=True, view=self.view)

@@ -170,7 +170,13 @@ def camera_shift(
     return (float(dx), float(dy)) if after <= 0.5 * before else None
 
 
-def fit_lighting(now: np.ndarray, before: np.ndarray, diff_threshold: float, unexplained_max: float) -> Lighting | None:
+def fit_lighting(
+    now: np.ndarray,
+    before: np.ndarray,
+    diff_threshold: float,
+    unexplained_max: float,
+    movers: np.ndarray | None = None,
+) -> Lighting | None:
     """A smooth lighting change with now ≈ gain(x, y) * before + offset, if one explains
     what changed.
 
@@ -180,6 +186,11 @@ def fit_lighting(now: np.ndarray, before: np.ndarray, diff_threshold: float, une
     Fitted by least squares on a pixel sample, refitted on the 60% that fit best (people
     moving meanwhile are outliers). Written by hand: OpenCV has no robust smooth-gain fit,
     and this is a few lines of numpy on a small sample.
+
+    `movers` (a mask: the boxes of whatever the detector sees in view, people, vehicles and
+    things) are not counted as unexplained: a white car or a dark coat filling part of a view
+    is what makes auto-exposure step, and what the step leaves unexplained is that, not a
+    turned camera.
     """
     h, w = now.shape
     ys, xs = np.mgrid[0:h:4, 0:w:4]
@@ -198,6 +209,8 @@ def fit_lighting(now: np.ndarray, before: np.ndarray, diff_threshold: float, une
         return None  # not a light that still shows the scene
     light = Lighting(gain, float(coef[-1]))
     unexplained = np.abs(light.apply(before) - now) > diff_threshold
+    if movers is not None:
+        unexplained &= ~movers
     return light if unexplained.mean() <= unexplained_max else None
 
 
