@@ -188,9 +188,8 @@ def fit_lighting(
     and this is a few lines of numpy on a small sample.
 
     `movers` (a mask: the boxes of whatever the detector sees in view, people, vehicles and
-    things) are not counted as unexplained: a white car or a dark coat filling part of a view
-    is what makes auto-exposure step, and what the step leaves unexplained is that, not a
-    turned camera.
+    things) are not judged: a white car or a dark coat filling part of a view is what makes
+    auto-exposure step, and what the step leaves unexplained is that, not a turned camera.
     """
     h, w = now.shape
     ys, xs = np.mgrid[0:h:4, 0:w:4]
@@ -209,9 +208,10 @@ def fit_lighting(
         return None  # not a light that still shows the scene
     light = Lighting(gain, float(coef[-1]))
     unexplained = np.abs(light.apply(before) - now) > diff_threshold
-    if movers is not None:
-        unexplained &= ~movers
-    return light if unexplained.mean() <= unexplained_max else None
+    judged = np.ones(now.shape, bool) if movers is None else ~movers
+    if judged.mean() < 0.25:
+        judged[:] = True  # too little of the view left to judge apart: judge it all
+    return light if unexplained[judged].mean() <= unexplained_max else None
 
 
 def _surface_terms(x, y) -> list:
