@@ -219,8 +219,9 @@ class SceneMemory:
             return SceneView(time_s, reset=True, view=self.view)
         if change_frac > cfg.relight_fraction:
             # Lights switched or exposure jumped: carry the whole memory over to the new
-            # light. Anything a smooth gain cannot explain (the camera moved, something
-            # covers the view) leaves nothing to compare with: start afresh.
+            # light. Anything a smooth gain cannot explain outside what the detector sees (the
+            # camera moved, something unseen covers the view) leaves nothing to compare with:
+            # start afresh.
             movers = np.zeros(g.shape, bool)
             for box in [*persons, *(b for b, _, _ in objects)]:
                 x1, y1, x2, y2 = self.view.to_model(grow(box, cfg.person_margin), g.shape)
