@@ -81,7 +81,7 @@ def test_aboda_bag_found_when_the_lights_dim_before_it_is_litter(footage_dir: Pa
 def test_an_exposure_step_as_a_white_car_drives_in_keeps_scene_memory(footage_dir: Path, model_dir: Path):
     """The overhead car park: a white car driving in at 26.8 s makes the camera's auto-exposure
     step (most of the view changes, gain about 1.5). A smooth light explains all of it but the
-    car (about a sixth of the view), which used to make the step look like a turned camera: the
+    car (about a fifth of the view), which used to make the step look like a turned camera: the
     models started afresh three times in three seconds, forgetting every candidate, owner and
     litter ground. What the detector sees (here the car, named a cell phone from above) is not
     held against the light."""
