@@ -74,12 +74,26 @@ SHAKE_WINDOW_S = 2.0
 SHAKE_MAX_STEP = 0.04
 
 
+# A watched object is judged in the light its look was taken in: the ground in a band around it
+# (a quarter of its box wide) tells how much brighter or darker the view there got since then (a
+# cloud, the sun moving, auto-exposure drifting between the steps scene memory divides out, a
+# shadow over both), and that is taken out of what the object's place shows now, so a grey-level
+# difference means the same contrast in any light. Ground darker than LIGHT_FLOOR is no measure
+# of a gain; a gain beyond MAX_GAIN either way is a view gone dark or blinded, not a light to
+# judge in (the last one is kept).
+LIGHT_FLOOR = 16.0
+MAX_GAIN = 4.0
+
+
 @dataclass
 class _Watch:
     box_s: Small
     ref: np.ndarray | None = None  # how the region looked once still (None: not yet)
     mask: np.ndarray | None = None  # which pixels of the patch are the object
     ground: np.ndarray | None = None  # the long-term model's patch: the ground before it came
+    around: Small | None = None  # the box with the band of ground around it
+    around_ref: np.ndarray | None = None  # the short-term model there when the look was taken
+    gain: float = 1.0  # the light on the band now, against then (kept while people hide it)
 
 
 class SceneMemory:
@@ -156,6 +170,8 @@ class SceneMemory:
         """Take the look of a watched region now that it is still."""
         x1, y1, x2, y2 = w.box_s
         w.ref = ref
+        w.around = self._around(w.box_s)
+        w.around_ref, w.gain = self._S[w.around[1] : w.around[3], w.around[0] : w.around[2]].copy(), 1.0
         # Judge only the object's own pixels (those that differ from the long-term model),
         # not the ground around it that the box also covers.
         ground = self._L[y1:y2, x1:x2].copy()
@@ -309,6 +325,8 @@ class SceneMemory:
             x1, y1, x2, y2 = w.box_s
             if w.ref is None and stable[y1:y2, x1:x2].mean() >= 0.9:
                 self._settle(w, g[y1:y2, x1:x2].copy())
+        for w in self._watch.values():
+            self._follow_light(w, person_mask)
         changed = {lid: self._changed(w) for lid, w in self._watch.items()}
         bare = {lid: self._bare(w) for lid, w in self._watch.items() if w.ground is not None}
         return SceneView(
@@ -360,6 +378,8 @@ class SceneMemory:
             b = w.box_s
             if w.ref is not None:
                 w.ref = g[b[1] : b[3], b[0] : b[2]].copy()
+                w.around = self._around(b)
+                w.around_ref, w.gain = g[w.around[1] : w.around[3], w.around[0] : w.around[2]].copy(), 1.0
             w.ground = None  # what lay under it was learnt in another view or light
 
     def _freeze_mask(self, time_s: float) -> np.ndarray:
@@ -371,31 +391,59 @@ class SceneMemory:
             m[y1:y2, x1:x2] = True
         return m
 
-    def _standing_out(self, b: Small, patch: np.ndarray) -> np.ndarray:
-        """Pixels of `patch` (the short-term model in box `b`) that differ from the median of
-        the ground in a band a quarter of the box wide around it; the whole box if too few do."""
+    def _around(self, b: Small) -> Small:
+        """Box `b` grown by a band a quarter of its size (at least 2 pixels), inside the view."""
         h, w = self._S.shape
         x1, y1, x2, y2 = b
         mx, my = max(2, (x2 - x1) // 4), max(2, (y2 - y1) // 4)
-        X1, Y1, X2, Y2 = max(0, x1 - mx), max(0, y1 - my), min(w, x2 + mx), min(h, y2 + my)
-        band = np.ones((Y2 - Y1, X2 - X1), bool)
-        band[y1 - Y1 : y2 - Y1, x1 - X1 : x2 - X1] = False
+        return max(0, x1 - mx), max(0, y1 - my), min(w, x2 + mx), min(h, y2 + my)
+
+    @staticmethod
+    def _band(b: Small, around: Small) -> np.ndarray:
+        """Which pixels of `around` lie outside box `b`."""
+        band = np.ones((around[3] - around[1], around[2] - around[0]), bool)
+        band[b[1] - around[1] : b[3] - around[1], b[0] - around[0] : b[2] - around[0]] = False
+        return band
+
+    def _standing_out(self, b: Small, patch: np.ndarray) -> np.ndarray:
+        """Pixels of `patch` (the short-term model in box `b`) that differ from the median of
+        the ground in a band a quarter of the box wide around it; the whole box if too few do."""
+        X1, Y1, X2, Y2 = around = self._around(b)
+        band = self._band(b, around)
         if not band.any():
             return np.ones(patch.shape, bool)
         ground = float(np.median(self._S[Y1:Y2, X1:X2][band]))
         mask = np.abs(patch - ground) > self.cfg.diff_threshold
         return mask if mask.mean() >= 0.2 else np.ones(patch.shape, bool)
 
+    def _follow_light(self, w: _Watch, people: np.ndarray) -> None:
+        """`w.gain`: how much brighter (>1) or darker the ground around a watched object is now
+        than when its look was taken (see LIGHT_FLOOR), the median ratio over the band's pixels
+        that no person covers. Kept from the last frame while people hide most of the band (they are at the
+        object then, and its verdict is theirs)."""
+        if w.around is None or w.around_ref is None:
+            return
+        X1, Y1, X2, Y2 = w.around
+        now = self._S[Y1:Y2, X1:X2]
+        if now.shape != w.around_ref.shape:
+            return
+        band = self._band(w.box_s, w.around) & (w.around_ref >= LIGHT_FLOOR)
+        use = band & ~people[Y1:Y2, X1:X2]
+        if use.any() and use.sum() >= 0.5 * band.sum():
+            gain = float(np.median(now[use] / w.around_ref[use]))
+            if 1.0 / MAX_GAIN <= gain <= MAX_GAIN:
+                w.gain = gain
+
     def _bare(self, w: _Watch) -> float:
         x1, y1, x2, y2 = w.box_s
         now = self._S[y1:y2, x1:x2]
         if now.shape != w.ground.shape or now.size == 0:
             return 0.0
-        return float((np.abs(now - w.ground) <= self.cfg.diff_threshold)[w.mask].mean())
+        return float((np.abs(now / w.gain - w.ground) <= self.cfg.diff_threshold)[w.mask].mean())
 
     def _changed(self, w: _Watch) -> float:
         x1, y1, x2, y2 = w.box_s
         now = self._S[y1:y2, x1:x2]
         if w.ref is None or now.shape != w.ref.shape or now.size == 0:
             return 0.0
-        return float((np.abs(now - w.ref) > self.cfg.diff_threshold)[w.mask].mean())
+        return float((np.abs(now / w.gain - w.ref) > self.cfg.diff_threshold)[w.mask].mean())

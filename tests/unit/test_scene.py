@@ -142,6 +142,35 @@ def test_ground_seen_again_where_litter_lay():
     assert views[-1].changed[1] > 0.8 and views[-1].bare[1] > 0.8
 
 
+def test_a_shadow_falling_over_watched_litter_is_not_it_gone():
+    # A shadow (a cloud's, an awning's, a lorry's standing by) falls over a watched object and
+    # the ground around it, too small a part of the view to be a change of light: the object
+    # is still there, darker with its ground. Taken away in the shadow, it is gone, and the
+    # ground it shows is the ground seen before it came, in that shadow.
+    scene = SceneMemory(SceneConfig())
+    bg = _textured()
+    shadow = (250, 250, 420, 400)
+
+    def shaded(image: np.ndarray, gain: float) -> np.ndarray:
+        out = image.copy()
+        x1, y1, x2, y2 = shadow
+        out[y1:y2, x1:x2] = (out[y1:y2, x1:x2] * gain).astype(np.uint8)
+        return out
+
+    bright = _with_object(bg, OBJ, 200)  # a white bag
+    t, _ = _feed(scene, bg, 0.0, 5.0)
+    t, _ = _feed(scene, bright, t, 4.0)
+    scene.watch(1, OBJ)
+    views = []
+    for gain in np.linspace(1.0, 0.65, 10):  # the shadow comes over 2 s
+        views.append(scene.update(shaded(bright, gain), t))
+        t = round(t + 1 / FPS, 6)
+    t, held = _feed(scene, shaded(bright, 0.65), t, 3.0)
+    assert max(v.changed[1] for v in views + held) < 0.2
+    _, views = _feed(scene, shaded(bg, 0.65), t, 3.0)
+    assert views[-1].changed[1] > 0.8 and views[-1].bare[1] > 0.8
+
+
 def test_a_piece_of_a_large_change_is_told_from_an_object_alone():
     # A lorry arrives: two large blocks and a small piece between them (cut off by the mask or
     # a colour change) appear at the same moment; elsewhere an object is put down on its own.
