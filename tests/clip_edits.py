@@ -130,6 +130,19 @@ class Clip:
                 out[i] = paste(out[i], patch, at, m)
         return Clip(tuple(out), self.fps)
 
+    def lit(self, gain: float, box: tuple[int, int, int, int], t0: float, t1: float, ramp_s: float = 2.0) -> Clip:
+        """Light `gain` times as bright over `box` (x1, y1, x2, y2) from t0 to t1 (s), coming and
+        going over `ramp_s`: the sun through a gap, a cloud's or an awning's shadow, a lamp."""
+        x1, y1, x2, y2 = box
+        out = list(self.frames)
+        for i in range(self._index(t0), min(len(out), self._index(t1 + ramp_s))):
+            t = i / self.fps
+            u = min(1.0, (t - t0) / ramp_s) - max(0.0, min(1.0, (t - t1) / ramp_s))
+            f = out[i].copy()
+            f[y1:y2, x1:x2] = np.clip(f[y1:y2, x1:x2] * (1.0 + (gain - 1.0) * u), 0, 255).astype(np.uint8)
+            out[i] = f
+        return Clip(tuple(out), self.fps)
+
     def frame_at(self, t: float) -> np.ndarray:
         return self.frames[min(len(self.frames) - 1, self._index(t))]
 
@@ -163,6 +176,8 @@ def paste(frame: np.ndarray, patch: np.ndarray, at: tuple[int, int], mask: np.nd
 # -- scenarios: the failure classes of unseen footage, on real pixels ---------------------------
 
 ABODA_BAG = [448, 360, 510, 415]  # truth box of the bag in aboda_video4
+# The ground around it, right of the path the man walks at 35-50 s.
+AROUND_THE_BAG = (380, 280, 620, 480)
 
 
 def lorry(footage: Path, scale: float) -> tuple[np.ndarray, np.ndarray]:
@@ -231,9 +246,30 @@ def putback_loop(footage: Path) -> tuple[Clip, list[dict]]:
     ]
 
 
+def _light_on_the_bag(footage: Path, gain: float, t1: float) -> tuple[Clip, list[dict]]:
+    a = Clip.read(footage / "aboda_video4_cycle.mp4")
+    clip = a.lit(gain, AROUND_THE_BAG, 35.0, t1)
+    bag = {"box": ABODA_BAG}
+    return clip, [{"type": "abandon", "t_start": 13.0, "where": bag}, {"type": "pickup", "t_start": 63.5, "where": bag}]
+
+
+def sun_on_litter(footage: Path) -> tuple[Clip, list[dict]]:
+    """aboda_video4_cycle with the sun on the ground around the bag (1.5 times as bright) from
+    35 to 50 s, between the bag being left and it being taken (63.5 s). Real frames relit."""
+    return _light_on_the_bag(footage, 1.5, 50.0)
+
+
+def shade_on_litter(footage: Path) -> tuple[Clip, list[dict]]:
+    """aboda_video4_cycle with a shadow over the ground around the bag (0.6 times as bright)
+    from 35 s to the end, over the bag being taken (63.5 s). Real frames relit."""
+    return _light_on_the_bag(footage, 0.6, 999.0)
+
+
 SCENARIOS = {
     "long_attended": long_attended,
     "edge_occluder": edge_occluder,
     "lorry_stops": lorry_stops,
     "putback_loop": putback_loop,
+    "sun_on_litter": sun_on_litter,
+    "shade_on_litter": shade_on_litter,
 }
