@@ -43,7 +43,8 @@ class SceneView:
     changed: dict[int, float] = field(default_factory=dict)
     # Most of the view changed at once. A change one smooth gain field explains (lights,
     # exposure) is compensated and memory is kept (`relit`); anything else (camera moved,
-    # view blocked) starts the backgrounds afresh and forgets every region (`reset`).
+    # view blocked) starts the backgrounds afresh and forgets every region (`reset`). A slow
+    # change of light is compensated too, without either.
     relit: bool = False
     reset: bool = False
     # How this frame relates to the models and to the view the camera started with.
@@ -253,14 +254,16 @@ class SceneMemory:
             g = light.undo(g)
             relit = True
         elif not warming and (np.abs(self._S - self._L) > cfg.diff_threshold).mean() > cfg.relight_fraction:
-            # A slower change (lights warming up, a cloud) the short-term model has followed
-            # but the long-term one has not: take it out of both.
+            # A slower change (lights warming up, a cloud, auto-exposure drifting) the
+            # short-term model has followed but the long-term one has not: take it out of both.
+            # Not reported as `relit`: the models followed it as it came, so there is no jump
+            # for the view to settle from (and a drift that keeps going would keep every act
+            # waiting on a settling that never ends).
             light = fit_lighting(self._S, self._L, cfg.diff_threshold, cfg.relight_unexplained)
             if light is not None:
                 self.view = self.view.relit(light)
                 self._S = light.undo(self._S)
                 g = light.undo(g)
-                relit = True
 
         person_mask = np.zeros(g.shape, bool)  # also: model pixels the moved camera cannot see
         outside = self.view.unseen(g.shape)
