@@ -80,8 +80,10 @@ SHAKE_MAX_STEP = 0.04
 # cloud, the sun moving, auto-exposure drifting between the steps scene memory divides out, a
 # shadow over both), and that is taken out of what the object's place shows now, so a grey-level
 # difference means the same contrast in any light. Ground darker than LIGHT_FLOOR is no measure
-# of a gain; a gain beyond MAX_GAIN either way is a view gone dark or blinded, not a light to
-# judge in (the last one is kept).
+# of a gain (a grey level of 16 read with the usual +-2 of sensor noise is a ratio +-12% off). A
+# gain beyond MAX_GAIN either way is a view gone dark or blinded, not a light to judge in (the
+# last one is kept): in the grey levels a camera sends (gamma about 2.2) even a full shadow in
+# direct sun, a fifth to a tenth of the light, reads 0.35-0.5 times as bright.
 LIGHT_FLOOR = 16.0
 MAX_GAIN = 4.0
 
@@ -171,8 +173,7 @@ class SceneMemory:
         """Take the look of a watched region now that it is still."""
         x1, y1, x2, y2 = w.box_s
         w.ref = ref
-        w.around = self._around(w.box_s)
-        w.around_ref, w.gain = self._S[w.around[1] : w.around[3], w.around[0] : w.around[2]].copy(), 1.0
+        self._note_light(w)
         # Judge only the object's own pixels (those that differ from the long-term model),
         # not the ground around it that the box also covers.
         ground = self._L[y1:y2, x1:x2].copy()
@@ -381,8 +382,7 @@ class SceneMemory:
             b = w.box_s
             if w.ref is not None:
                 w.ref = g[b[1] : b[3], b[0] : b[2]].copy()
-                w.around = self._around(b)
-                w.around_ref, w.gain = g[w.around[1] : w.around[3], w.around[0] : w.around[2]].copy(), 1.0
+                self._note_light(w)
             w.ground = None  # what lay under it was learnt in another view or light
 
     def _freeze_mask(self, time_s: float) -> np.ndarray:
@@ -419,11 +419,16 @@ class SceneMemory:
         mask = np.abs(patch - ground) > self.cfg.diff_threshold
         return mask if mask.mean() >= 0.2 else np.ones(patch.shape, bool)
 
+    def _note_light(self, w: _Watch) -> None:
+        """The ground around a watched object as its look is taken (the short-term model)."""
+        w.around = X1, Y1, X2, Y2 = self._around(w.box_s)
+        w.around_ref, w.gain = self._S[Y1:Y2, X1:X2].copy(), 1.0
+
     def _follow_light(self, w: _Watch, people: np.ndarray) -> None:
         """`w.gain`: how much brighter (>1) or darker the ground around a watched object is now
         than when its look was taken (see LIGHT_FLOOR), the median ratio over the band's pixels
-        that no person covers. Kept from the last frame while people hide most of the band (they are at the
-        object then, and its verdict is theirs)."""
+        that no person covers. Kept from the last frame while people hide most of the band
+        (they are at the object then, and its verdict is theirs)."""
         if w.around is None or w.around_ref is None:
             return
         X1, Y1, X2, Y2 = w.around
