@@ -137,7 +137,7 @@ class Clip:
         out = list(self.frames)
         for i in range(self._index(t0), min(len(out), self._index(t1 + ramp_s))):
             t = i / self.fps
-            u = min(1.0, (t - t0) / ramp_s) - max(0.0, min(1.0, (t - t1) / ramp_s))
+            u = max(0.0, min(1.0, (t - t0) / ramp_s)) - max(0.0, min(1.0, (t - t1) / ramp_s))
             f = out[i].copy()
             f[y1:y2, x1:x2] = np.clip(f[y1:y2, x1:x2] * (1.0 + (gain - 1.0) * u), 0, 255).astype(np.uint8)
             out[i] = f

@@ -332,7 +332,7 @@ def test_light_falling_on_litter_and_its_ground_keeps_it_watched(
     # while it lay there (the sun: it "vanished" at 48.6 s, its clean-up never came) or still
     # there once taken (the shadow dims its contrast; no clean-up). Its look is now judged in
     # the light it was taken in, as the ground around it tells.
-    acts, (left, taken) = _scenario(name, footage_dir, tmp_path)
+    acts, (_, taken) = _scenario(name, footage_dir, tmp_path)
     assert [a.kind for a in acts] == ["littering", "cleanup"]
     assert acts[0].litter_id == acts[1].litter_id
     assert taken["t_start"] <= acts[1].t_notify <= taken["t_start"] + 10.0
